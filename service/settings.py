@@ -1,0 +1,92 @@
+"""Every setting of the service, read once from the environment (prefix ``LOSS_SERVICE_``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOSS_SERVICE_", extra="ignore")
+
+    # Server
+    host: str = Field("127.0.0.1", description="Address `python -m service` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `python -m service` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="Uvicorn worker processes.")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch intra-op threads per worker; default: CPU cores / workers.",
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    # Limits that protect the server
+    max_body_bytes: int = Field(
+        64 * MiB, ge=1024, description="Largest request body accepted (413 beyond)."
+    )
+    max_tensor_elements: int = Field(
+        16_000_000, ge=1, description="Most tensor elements in one request, all tensors together."
+    )
+    max_nesting_depth: int = Field(
+        32, ge=1, le=64, description="Deepest nesting of a JSON tensor (dimensions)."
+    )
+    compute_timeout_s: float = Field(
+        60.0, gt=0, description="Longest a request may compute before it is answered 503."
+    )
+    inline_body_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="Requests smaller than this compute on the event loop; larger ones in a "
+        "worker thread, so the loop keeps answering.",
+    )
+    max_concurrent_computations: int = Field(
+        2, ge=1, description="Large requests computing at once per worker; others wait."
+    )
+
+    # Access
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys that /v1 endpoints require (JSON list or comma-separated); "
+        "empty: no authentication.",
+    )
+
+    # Jobs and data
+    data_dir: Path = Field(Path("data"), description="Datasets: one folder per dataset.")
+    db_path: Path = Field(Path("var/jobs.sqlite3"), description="SQLite database of jobs.")
+    models_dir: Path = Field(Path("var/models"), description="Trained model weights.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [key.strip() for key in text.split(",") if key.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return level
+
+    def effective_torch_threads(self) -> int:
+        if self.torch_threads is not None:
+            return self.torch_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
