@@ -105,7 +105,7 @@ def _nested_to_numpy_slow(value: Any, loc: Loc, budget: ElementBudget) -> np.nda
     if kinds and kinds <= {bool}:
         dtype: type = np.bool_
     elif kinds and kinds <= {int, bool}:
-        if any(x > 2**63 - 1 or x < -(2**63) for x in flat):
+        if any(not -(2**63) <= int(x) < 2**63 for x in flat):
             raise InvalidInput.at(loc, "integer out of the int64 range", "int_range")
         dtype = np.int64
     else:
@@ -145,9 +145,9 @@ def _flat_scalars(value: Any, loc: Loc) -> Iterator[bool | int | float | str]:
         node, path = stack.pop()
         if isinstance(node, list):
             stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(node))))
-        elif isinstance(node, (bool, int, float)):
-            yield node
-        elif isinstance(node, str) and node in NON_FINITE_IN:
+        elif isinstance(node, (bool, int, float)) or (
+            isinstance(node, str) and node in NON_FINITE_IN
+        ):
             yield node
         else:
             raise InvalidInput.at(
@@ -231,7 +231,7 @@ def _cast_stated(array: np.ndarray[Any, Any], dtype: WireDType, loc: Loc) -> tor
         raise InvalidInput.at(loc, "values must be booleans (or 0/1) for dtype bool", "bool")
     if array.dtype.kind == "f":
         raise InvalidInput.at(loc, f"values must be integers for dtype {dtype.name}", "int_type")
-    info = np.iinfo(dtype.numpy)
+    info = np.iinfo(dtype.numpy.newbyteorder("="))  # type: ignore[type-var]
     if array.size and (array.min() < info.min or array.max() > info.max):
         raise InvalidInput.at(
             loc, f"values out of range for {dtype.name} [{info.min}, {info.max}]", "int_range"
@@ -245,7 +245,9 @@ def _from_base64(text: Any, shape: tuple[int, ...], dtype: WireDType, loc: Loc) 
     try:
         raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidInput.at(loc, f"not valid standard base64 (RFC 4648): {exc}", "base64") from exc
+        raise InvalidInput.at(
+            loc, f"not valid standard base64 (RFC 4648): {exc}", "base64"
+        ) from exc
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise InvalidInput.at(
@@ -258,7 +260,7 @@ def _from_base64(text: Any, shape: tuple[int, ...], dtype: WireDType, loc: Loc) 
     tensor = torch.from_numpy(array.reshape(shape))
     if dtype.torch is torch.bfloat16:
         tensor = tensor.view(torch.bfloat16)
-    if dtype.is_bool and array.size and not torch.all((tensor.view(torch.uint8) <= 1)):
+    if dtype.is_bool and array.size and not torch.all(tensor.view(torch.uint8) <= 1):
         raise InvalidInput.at(loc, "bool bytes must be 0 or 1", "bool")
     return tensor
 

@@ -54,7 +54,9 @@ DTypeName = Literal[
     "int8", "int16", "int32", "int64", "uint8", "bool",
     "FP16", "BF16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "BOOL",
 ]  # fmt: skip
-FloatDTypeName = Literal["float16", "bfloat16", "float32", "float64", "FP16", "BF16", "FP32", "FP64"]
+FloatDTypeName = Literal[
+    "float16", "bfloat16", "float32", "float64", "FP16", "BF16", "FP32", "FP64"
+]
 
 _BY_NAME = {d.name: d for d in WIRE_DTYPES} | {d.oip: d for d in WIRE_DTYPES}
 _BY_TORCH = {d.torch: d for d in WIRE_DTYPES}

@@ -1,0 +1,33 @@
+"""``python -m service``: run the service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from service.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser.add_argument("--host", default=settings.host, help=f"default: {settings.host}")
+    parser.add_argument("--port", type=int, default=settings.port, help=f"default: {settings.port}")
+    parser.add_argument(
+        "--workers", type=int, default=settings.workers, help=f"default: {settings.workers}"
+    )
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        "service.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        loop="auto",
+        http="auto",
+    )
+
+
+if __name__ == "__main__":
+    main()

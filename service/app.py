@@ -1,0 +1,75 @@
+"""The application factory: settings, middleware, error rendering, routers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+
+from service import __version__
+from service.http.context import AppContext
+from service.http.limits import BodySizeLimit
+from service.http.offload import Offloader
+from service.http.openapi import install_openapi
+from service.http.problems import install_problem_handlers
+from service.http.routes import losses, operations
+from service.losses.registry import catalogue
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """\
+PyTorch losses and their gradients for anyone who can send JSON, exactly as
+`torch.nn.functional` computes them, and MNIST training jobs in the background.
+
+Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
+`{shape, dtype, base64}` objects; errors are `application/problem+json` (RFC 9457).
+"""
+
+TAGS = [
+    {"name": "losses", "description": "The loss catalogue, and computing losses and gradients."},
+    {"name": "operations", "description": "Health, readiness and service information."},
+]
+
+
+def configure_torch(settings: Settings) -> None:
+    # Each worker takes its share of the cores; torch's default (all cores per process)
+    # makes workers fight over them and collapses multi-worker throughput.
+    torch.set_num_threads(settings.effective_torch_threads())
+    # Torch's advice (kl_div's 'mean', broadcasting targets) would fill the log once per request;
+    # it concerns the client's inputs, not the service.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|service)\.")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_torch(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        catalogue()  # built before the first request, not during it
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+
+    app = FastAPI(
+        title="Loss Service",
+        version=__version__,
+        summary="PyTorch losses and their gradients over HTTP.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.ready = False
+    app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
+    install_problem_handlers(app)
+    app.include_router(operations.router)
+    app.include_router(losses.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_openapi(app)
+    logging.getLogger("service").setLevel(settings.log_level.upper())
+    return app

@@ -1,0 +1,1 @@
+"""Torch computation: devices, and evaluating a loss with its gradients."""

@@ -1,0 +1,106 @@
+"""Request models of each loss, generated from its catalogue spec (never written by hand)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+
+from service.compute.devices import DEVICE_PATTERN
+from service.http.schemas import Encoding, WireTensor
+from service.losses.catalogue import ROLE_TEXT, LossSpec, ParamSpec
+from service.losses.registry import catalogue
+from service.tensors.dtypes import FloatDTypeName
+
+_KIND_TYPES: dict[str, Any] = {"float": float, "int": int, "bool": bool, "str": str}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _param_type(param: ParamSpec) -> Any:
+    if param.kind == "tensor":
+        return WireTensor | None
+    if param.choices is not None:
+        return Literal[param.choices]
+    return _KIND_TYPES[param.kind]
+
+
+def _param_field(param: ParamSpec) -> Any:
+    description = param.description
+    if param.kind == "tensor":
+        description += " (floating point; cast to the request dtype)"
+    return Field(
+        param.default,
+        description=description or None,
+        ge=param.minimum,
+        le=param.maximum,
+    )
+
+
+class _Strict(BaseModel):
+    # strict: 1.5 is not an int, "1" is not a number, 1 is not a boolean; ints are floats.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LossRequestBase(BaseModel):
+    """Fields every loss request has besides its tensors and params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grad: bool | list[str] = Field(
+        False,
+        description="false: no gradients; true: every differentiable input given; or a list "
+        "of input names.",
+    )
+    dtype: FloatDTypeName = Field("float32", description="The floating dtype to compute in.")
+    device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = Field(
+        "auto", description="auto (a GPU when one is available), cpu, cuda or cuda:N."
+    )
+    encoding: Encoding = Field("json", description="The form of tensors in the response.")
+
+
+@cache
+def params_model(spec: LossSpec) -> type[BaseModel]:
+    fields: dict[str, Any] = {p.name: (_param_type(p), _param_field(p)) for p in spec.params}
+    return create_model(f"{_camel(spec.name)}Params", __base__=_Strict, **fields)
+
+
+@cache
+def request_model(spec: LossSpec) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for spec_input in spec.inputs:
+        description = f"{spec_input.description} [{ROLE_TEXT[spec_input.role]}]".strip()
+        if spec_input.required:
+            fields[spec_input.name] = (WireTensor, Field(description=description))
+        else:
+            fields[spec_input.name] = (WireTensor | None, Field(None, description=description))
+    params = params_model(spec)
+    fields["params"] = (params, Field(default_factory=params, description="Keyword arguments."))
+    if spec.differentiable:
+        # Validated as bool | list[str]; the compute engine names what is wrong with a name.
+        schema = {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "array", "items": {"enum": list(spec.differentiable), "type": "string"}},
+            ],
+            "default": False,
+            "description": "false: no gradients; true: every differentiable input given "
+            f"({', '.join(spec.differentiable)}); or a list of them.",
+        }
+        fields["grad"] = (
+            Annotated[bool | list[str], WithJsonSchema(schema)],
+            Field(False),
+        )
+    return create_model(
+        f"{_camel(spec.name)}Request",
+        __base__=LossRequestBase,
+        __doc__=f"{spec.summary}\n\nFormula: {spec.formula}",
+        **fields,
+    )
+
+
+def all_request_models() -> list[type[BaseModel]]:
+    return [request_model(spec) for spec in catalogue().values()]

@@ -1,0 +1,130 @@
+"""Pydantic models of what travels over HTTP that is shared by several routes.
+
+Tensor fields are typed ``WireTensor``: their JSON Schema is the union of the four wire forms,
+but pydantic does not walk them element by element (``SkipValidation``); the tensor codec
+decodes and checks them, several times faster, with errors that name the element.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from typing_extensions import TypeAliasType
+
+from service.tensors.dtypes import DTypeName
+
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+Element = Annotated[
+    float | bool | NonFinite,
+    Field(description="A number, a boolean, or a non-finite float as a string."),
+]
+if TYPE_CHECKING:  # mypy cannot follow the recursive alias; it is only for the JSON Schema
+    NestedArray = list[Any]
+else:
+    NestedArray = TypeAliasType(
+        "NestedArray",
+        Annotated[
+            list[Union[float, bool, NonFinite, "NestedArray"]],
+            Field(description="A rectangular nested array, row-major."),
+        ],
+    )
+
+
+class TensorData(BaseModel):
+    """A tensor as its shape and a flat row-major list of its elements."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"shape": [2, 2], "dtype": "float32", "data": [1, 2, 3, 4]}]})  # fmt: skip
+
+    shape: list[Annotated[int, Field(ge=0)]]
+    dtype: DTypeName | None = Field(None, description="Default: inferred as for nested arrays.")
+    data: list[Element]
+
+
+class TensorBase64(BaseModel):
+    """A tensor as raw little-endian, row-major bytes in standard base64 (RFC 4648)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"shape": [2], "dtype": "float32", "base64": "AACAPwAAAEA="}]})  # fmt: skip
+
+    shape: list[Annotated[int, Field(ge=0)]]
+    dtype: DTypeName
+    base64: str
+
+
+TensorWireForms: TypeAlias = float | bool | NonFinite | NestedArray | TensorData | TensorBase64
+WireTensor = Annotated[
+    SkipValidation[TensorWireForms],
+    Field(description="A tensor in any of the four wire forms (API.md, 'Tensors on the wire')."),
+]
+Encoding = Literal["json", "base64"]
+
+
+class LossResponse(BaseModel):
+    """The loss and the gradients that were asked for."""
+
+    loss: WireTensor = Field(
+        description="A number for reduction 'mean'/'sum' (or 'batchmean'); a tensor for 'none'."
+    )
+    grad: dict[str, WireTensor] = Field(
+        description="Gradient of the loss (of the sum of the unreduced losses for 'none') with "
+        "respect to each input asked for, by input name; empty when none was asked for."
+    )
+    dtype: str = Field(description="The floating dtype the loss was computed in.")
+    device: str = Field(description="The device that ran the computation, e.g. 'cpu', 'cuda:0'.")
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int] = Field(description="Where: 'body', then the field path.")
+    msg: str = Field(description="What is wrong.")
+    type: str = Field(description="A short machine-readable error kind.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object (media type application/problem+json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class ParamDescription(BaseModel):
+    name: str
+    type: Literal["float", "int", "bool", "str", "tensor"]
+    default: Any
+    description: str
+    choices: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class InputDescription(BaseModel):
+    name: str
+    role: Literal["float", "index", "class_target"]
+    role_description: str
+    required: bool
+    differentiable: bool
+    description: str
+
+
+class LossDescription(BaseModel):
+    name: str
+    summary: str
+    formula: str
+    source: str = Field(description="The Python function that computes it.")
+    aliases: list[str]
+    inputs: list[InputDescription]
+    params: list[ParamDescription]
+    differentiable: list[str]
+    endpoint: str
+
+
+class LossList(BaseModel):
+    losses: list[LossDescription]
+    aliases: dict[str, str] = Field(description="Alias -> loss name.")

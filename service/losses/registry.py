@@ -1,0 +1,69 @@
+"""The catalogue as built from the installed torch: every loss, looked up by name or alias."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+from service.errors import NotFound
+from service.losses.catalogue import LossSpec, derive_spec
+from service.losses.definitions import GENERIC, OVERRIDES
+from service.losses.focal import sigmoid_focal_loss
+
+# Functions of torch.nn.functional that are losses without "_loss" in their name.
+_LOSSES_BY_OTHER_NAME = (
+    "cross_entropy",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+)
+
+
+def functional_losses() -> dict[str, Callable[..., torch.Tensor]]:
+    """Every loss function the installed torch.nn.functional offers."""
+    found: dict[str, Callable[..., torch.Tensor]] = {}
+    for name in dir(F):
+        if name.startswith("_") or not (name.endswith("_loss") or name in _LOSSES_BY_OTHER_NAME):
+            continue
+        fn = getattr(F, name)
+        if inspect.isfunction(fn):
+            found[name] = fn
+    return found
+
+
+@cache
+def catalogue() -> dict[str, LossSpec]:
+    functions = functional_losses() | {"sigmoid_focal_loss": sigmoid_focal_loss}
+    return {
+        name: derive_spec(name, fn, OVERRIDES.get(name, GENERIC))
+        for name, fn in sorted(functions.items())
+    }
+
+
+@cache
+def _names() -> dict[str, str]:
+    names = {}
+    for spec in catalogue().values():
+        names[spec.name] = spec.name
+        names[spec.name.lower()] = spec.name
+        for alias in spec.aliases:
+            names[alias] = spec.name
+            names[alias.lower()] = spec.name
+    return names
+
+
+def resolve(name: str) -> LossSpec:
+    """The spec of the loss called ``name`` (or one of its aliases), or a 404 listing them."""
+    canonical = _names().get(name) or _names().get(name.lower())
+    if canonical is None:
+        known = sorted(catalogue())
+        raise NotFound(
+            f"unknown loss {name!r}; known losses: {', '.join(known)} "
+            "(torch.nn class names such as MSELoss are accepted too)",
+            extra={"known_losses": known},
+        )
+    return catalogue()[canonical]
