@@ -17,6 +17,8 @@ from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
 from service.http.routes import losses, operations
+from service.jobs.routes import jobs_lifespan
+from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
 from service.settings import Settings, get_settings
 
@@ -31,6 +33,7 @@ Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
 TAGS = [
     {"name": "losses", "description": "The loss catalogue, and computing losses and gradients."},
     {"name": "operations", "description": "Health, readiness and service information."},
+    {"name": "jobs", "description": "MNIST training jobs in the background."},
 ]
 
 
@@ -50,11 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalogue()  # built before the first request, not during it
-        app.state.ready = True
-        try:
-            yield
-        finally:
-            app.state.ready = False
+        async with jobs_lifespan(app, settings):
+            app.state.ready = True
+            try:
+                yield
+            finally:
+                app.state.ready = False
 
     app = FastAPI(
         title="Loss Service",
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(operations.router)
     app.include_router(losses.router)
+    app.include_router(jobs_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_openapi(app)
     logging.getLogger("service").setLevel(settings.log_level.upper())

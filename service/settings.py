@@ -62,6 +62,31 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Datasets: one folder per dataset.")
     db_path: Path = Field(Path("var/jobs.sqlite3"), description="SQLite database of jobs.")
     models_dir: Path = Field(Path("var/models"), description="Trained model weights.")
+    max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Training jobs run at once.")
+    max_queued_jobs: int = Field(
+        16, ge=0, description="Jobs waiting to run; a new job beyond this is answered 429."
+    )
+    job_torch_threads: int = Field(
+        1, ge=1, description="Torch threads of each training process (one core by default)."
+    )
+    job_nice: int = Field(
+        10, ge=0, le=19, description="CPU niceness of training processes (requests come first)."
+    )
+    job_progress_interval_s: float = Field(
+        0.5, gt=0, description="Seconds between progress events of a running job."
+    )
+    mnist_mirrors: list[str] = Field(
+        default_factory=list,
+        description="Base URLs to download MNIST from (JSON list); empty: the usual mirrors.",
+    )
+    fashion_mnist_mirrors: list[str] = Field(
+        default_factory=list,
+        description="Base URLs to download Fashion-MNIST from (JSON list); empty: the usual "
+        "mirrors.",
+    )
+    download_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout of each dataset download connection and read."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

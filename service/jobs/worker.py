@@ -1,0 +1,219 @@
+"""The training process: ``python -m service.jobs.worker``.
+
+Training runs in its own process so that it never holds the server's GIL or event loop, and so
+that its torch thread count and CPU priority are its own. The protocol is JSON lines:
+
+- stdin: first the job (``WorkerSpec`` as JSON), then ``cancel`` lines. End of input means the
+  server is gone (even after SIGKILL): the worker stops at once, so no orphan keeps training.
+- stdout: one message per line: ``started``, ``phase``, ``download``, ``progress``, ``loss``,
+  ``epoch``, then exactly one of ``succeeded``, ``failed`` or ``cancelled``.
+
+Anything else printed (warnings, stray prints) goes to stderr, never into the protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from pydantic import BaseModel
+
+from service.datasets import DatasetUnavailable, dataset_spec, ensure_dataset, load_split
+from service.datasets.download import DownloadCancelled
+from service.jobs.config import JobConfig
+from service.jobs.inference import TENSOR_NAMES, model_metadata, save_model
+from service.jobs.training import (
+    Cancelled,
+    EpochResult,
+    Net,
+    Progress,
+    TrainingHooks,
+    normalise,
+    resolve_device,
+    train,
+)
+
+
+class WorkerSpec(BaseModel):
+    job_id: str
+    config: dict[str, Any]
+    seed: int
+    data_dir: str
+    mirrors: list[str] | None = None
+    download_timeout_s: float = 30.0
+    model_path: str
+    torch_threads: int = 1
+    nice: int = 0
+    progress_interval_s: float = 0.5
+
+
+class Channel:
+    """Writes protocol messages; a broken pipe means the server is gone: exit."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, **payload: Any) -> None:
+        line = json.dumps({"type": kind, **payload}, allow_nan=False, default=_finite)
+        with self._lock:
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (BrokenPipeError, OSError):
+                os._exit(3)
+
+
+def _finite(value: object) -> object:
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def _watch_stdin(stream: IO[str], stop: threading.Event) -> None:
+    for line in stream:
+        if line.strip() == "cancel":
+            stop.set()
+    # End of input: the server closed our stdin or died. Nobody will read our results.
+    os._exit(4)
+
+
+def main() -> None:
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
+    channel = Channel(protocol_out)
+    spec = WorkerSpec.model_validate_json(sys.stdin.readline())
+    stop = threading.Event()
+    threading.Thread(target=_watch_stdin, args=(sys.stdin, stop), daemon=True).start()
+    if spec.nice:
+        with contextlib.suppress(OSError):
+            os.nice(spec.nice)
+    run(spec, channel, stop.is_set)
+    protocol_out.flush()
+
+
+def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> None:
+    started = time.perf_counter()
+    try:
+        torch.set_num_threads(spec.torch_threads)
+        config = JobConfig.model_validate(spec.config)
+        device = resolve_device(config.device)
+        channel.send(
+            "started",
+            pid=os.getpid(),
+            device=str(device),
+            seed=spec.seed,
+            torch_threads=torch.get_num_threads(),
+            startup_s=time.perf_counter() - started,
+        )
+    except Exception as exc:  # pragma: no cover - a broken installation
+        channel.send("failed", reason="worker_error", message=f"worker failed to start: {exc}")
+        return
+
+    timings: dict[str, float] = {}
+    try:
+        data_start = time.perf_counter()
+        dspec = dataset_spec(config.dataset)
+        folder = Path(spec.data_dir) / config.dataset
+        channel.send("phase", phase="preparing_data")
+        last = [0.0]
+
+        def on_download(name: str, done: int, total: int | None) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= spec.progress_interval_s or done == total:
+                last[0] = now
+                channel.send("download", file=name, bytes=done, total_bytes=total)
+
+        files = ensure_dataset(
+            dspec,
+            folder,
+            spec.mirrors,
+            timeout_s=spec.download_timeout_s,
+            progress=on_download,
+            should_stop=should_stop,
+        )
+        split = load_split(files, config.train_samples, config.test_samples)
+        train_x = normalise(split.train_images, device)
+        test_x = normalise(split.test_images, device)
+        train_y = split.train_labels.to(device)
+        test_y = split.test_labels.to(device)
+        timings["data_s"] = time.perf_counter() - data_start
+        channel.send(
+            "phase", phase="training", train_samples=len(train_x), test_samples=len(test_x)
+        )
+
+        def on_progress(p: Progress) -> None:
+            channel.send(
+                "progress",
+                epoch=p.epoch,
+                epochs=p.epochs,
+                step=p.step,
+                steps_per_epoch=p.steps_per_epoch,
+                global_step=p.global_step,
+                total_steps=p.total_steps,
+                fraction=p.fraction,
+                samples_per_s=p.samples_per_s,
+                eta_s=p.eta_s,
+            )
+
+        def on_loss(step: int, epoch: int, loss: float) -> None:
+            channel.send("loss", step=step, epoch=epoch, loss=_json_float(loss))
+
+        def on_epoch(r: EpochResult, model: Net) -> None:
+            channel.send(
+                "epoch",
+                epoch=r.epoch,
+                train_loss=_json_float(r.train_loss),
+                test_loss=_json_float(r.test_loss),
+                test_accuracy=_json_float(r.test_accuracy),
+                train_seconds=r.train_seconds,
+                eval_seconds=r.eval_seconds,
+                samples_per_s=r.samples_per_s,
+            )
+
+        hooks = TrainingHooks(should_stop, on_progress, on_loss, on_epoch, spec.progress_interval_s)
+        train_start = time.perf_counter()
+        result = train(config, spec.seed, train_x, train_y, test_x, test_y, device, hooks)
+        timings["train_s"] = sum(e.train_seconds for e in result.epochs)
+        timings["eval_s"] = sum(e.eval_seconds for e in result.epochs)
+        timings["training_total_s"] = time.perf_counter() - train_start
+        path = Path(spec.model_path)
+        size = save_model(
+            result.model, path, model_metadata(spec.job_id, spec.config, list(dspec.classes))
+        )
+        channel.send(
+            "succeeded",
+            timings=timings,
+            model={"path": str(path), "bytes": size, "tensors": list(TENSOR_NAMES)},
+        )
+    except (Cancelled, DownloadCancelled):
+        channel.send("cancelled", timings=timings)
+    except DatasetUnavailable as exc:
+        channel.send("failed", reason="dataset_unavailable", message=str(exc), timings=timings)
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        channel.send(
+            "failed",
+            reason="training_error",
+            message=f"{type(exc).__name__}: {exc}",
+            timings=timings,
+        )
+
+
+def _json_float(value: float) -> float | str | None:
+    if value != value:  # NaN
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+if __name__ == "__main__":
+    main()
