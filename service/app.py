@@ -16,7 +16,7 @@ from service.http.limits import BodySizeLimit
 from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
-from service.http.routes import losses, operations
+from service.http.routes import information, losses, operations
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
@@ -32,6 +32,7 @@ Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
 
 TAGS = [
     {"name": "losses", "description": "The loss catalogue, and computing losses and gradients."},
+    {"name": "information", "description": "Entropy, cross-entropy and KL divergence."},
     {"name": "operations", "description": "Health, readiness and service information."},
     {"name": "jobs", "description": "MNIST training jobs in the background."},
 ]
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(operations.router)
     app.include_router(losses.router)
+    app.include_router(information.router)
     app.include_router(jobs_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_openapi(app)

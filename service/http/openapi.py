@@ -16,7 +16,9 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def extra_models() -> list[type[BaseModel]]:
-    return all_request_models()
+    from service.http.routes.information import InformationRequest
+
+    return [*all_request_models(), InformationRequest]
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
