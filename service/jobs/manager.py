@@ -35,6 +35,7 @@ from service.jobs.config import JobConfig
 from service.jobs.store import JobStore, Record
 from service.jobs.training import device_problem
 from service.jobs.worker import WorkerSpec
+from service.observability.metrics import observe_job_event
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class JobManager:
                     headers={"Retry-After": "30"},
                 )
             self.store.insert(record, "status", {"status": "queued"})
+            observe_job_event(job_id, "status", {"status": "queued"})
             self.dispatch()
             return self.store.get(job_id) or record
 
@@ -415,6 +417,7 @@ class JobManager:
 
     def _save(self, record: Record, event: str | None = None, data: Record | None = None) -> None:
         self.store.update(record, event, data)
+        observe_job_event(record["id"], event, data)
         if event:
             self._notify(record["id"])
 

@@ -183,7 +183,7 @@ def train(
             loss_sum += loss.detach() * len(index)
             global_step += 1
             if global_step % config.log_every == 0:
-                hooks.on_loss(global_step, epoch, float(loss))
+                hooks.on_loss(global_step, epoch, float(loss.detach()))
             now = time.perf_counter()
             if now - last_report >= hooks.progress_interval_s or step + 1 == steps_per_epoch:
                 last_report = now
