@@ -116,6 +116,9 @@ def as_role(tensor: torch.Tensor, role: Role, float_dtype: torch.dtype, loc: Loc
     """``tensor`` in the dtype its role computes with, or a 422 when it cannot be."""
     if role == "float" or (role == "class_target" and tensor.is_floating_point()):
         return tensor if tensor.dtype is float_dtype else tensor.to(float_dtype)
+    if tensor.numel() == 0:
+        # An empty nested array has no element to infer int64 from; it casts without loss.
+        return tensor.to(torch.int64)
     if tensor.is_floating_point() or tensor.dtype is torch.bool:
         kind = "floating point" if tensor.is_floating_point() else "boolean"
         what = "class indices or class probabilities" if role == "class_target" else "integers"

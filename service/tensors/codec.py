@@ -229,7 +229,7 @@ def _cast_stated(array: np.ndarray[Any, Any], dtype: WireDType, loc: Loc) -> tor
         if array.size == 0:
             return torch.zeros(array.shape, dtype=torch.bool)
         raise InvalidInput.at(loc, "values must be booleans (or 0/1) for dtype bool", "bool")
-    if array.dtype.kind == "f":
+    if array.dtype.kind == "f" and array.size:  # an empty list parses as float64
         raise InvalidInput.at(loc, f"values must be integers for dtype {dtype.name}", "int_type")
     info = np.iinfo(dtype.numpy.newbyteorder("="))  # type: ignore[type-var]
     if array.size and (array.min() < info.min or array.max() > info.max):
