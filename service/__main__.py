@@ -6,11 +6,11 @@ import argparse
 
 import uvicorn
 
-from service.settings import get_settings
+from service.settings import get_settings_or_exit
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = get_settings()
+    settings = get_settings_or_exit()
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     parser.add_argument("--host", default=settings.host, help=f"default: {settings.host}")
     parser.add_argument("--port", type=int, default=settings.port, help=f"default: {settings.port}")
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level,
         loop="auto",
         http="auto",
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 

@@ -20,6 +20,7 @@ from service.http.routes import information, losses, operations
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
+from service.observability import install_observability
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(information.router)
     app.include_router(jobs_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_observability(app, settings)
     install_openapi(app)
     logging.getLogger("service").setLevel(settings.log_level.upper())
     return app

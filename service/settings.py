@@ -6,9 +6,9 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -88,6 +88,33 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Timeout of each dataset download connection and read."
     )
 
+    # Operations
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Log lines as JSON objects (`json`) or plain text (`text`)."
+    )
+    access_log: bool = Field(True, description="Log one line per request (with its request id).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins browsers may call from (JSON list or comma-separated; `*`: any); "
+        "empty: no CORS headers.",
+    )
+    shutdown_timeout_s: int = Field(
+        10,
+        ge=1,
+        description="On SIGTERM, how long in-flight requests (and open event streams) may take "
+        "to finish before they are cut; running jobs are then recorded as interrupted.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -126,6 +153,27 @@ def markdown_table() -> str:
         text = (field.description or "").replace("|", "\\|")
         rows.append(f"| `LOSS_SERVICE_{name.upper()}` | {shown} | {text} |")
     return "\n".join(rows) + "\n"
+
+
+# Operations
+
+
+def describe_invalid_settings(error: ValidationError) -> str:
+    """One line per bad value, naming the environment variable to fix."""
+    lines = ["invalid configuration (environment variables):"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        variable = f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+        lines.append(f"  {variable}={item.get('input')!r}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def get_settings_or_exit() -> Settings:
+    """``get_settings()``, or exit with status 2 and a message that names each bad variable."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        raise SystemExit(describe_invalid_settings(error)) from None
 
 
 if __name__ == "__main__":

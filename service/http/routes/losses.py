@@ -22,6 +22,7 @@ from service.http.schemas import (
 )
 from service.losses.catalogue import ROLE_TEXT, LossSpec
 from service.losses.registry import catalogue, resolve
+from service.observability.metrics import record_loss_evaluation
 from service.tensors.wirejson import dumps, gc_paused, loads
 
 router = APIRouter(prefix="/v1/losses", tags=["losses"])
@@ -100,6 +101,7 @@ async def compute_loss(request: Request, spec: LossSpec) -> Response:
             return dumps(compute(spec, loads(body), ctx.settings))
 
     content = await ctx.offloader.run(work, len(body))
+    record_loss_evaluation(spec.name)
     return Response(content, media_type="application/json")
 
 
