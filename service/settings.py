@@ -58,6 +58,14 @@ class Settings(BaseSettings):
         "empty: no authentication.",
     )
 
+    # Grading
+    max_evaluate_items: int = Field(
+        1000, ge=1, description="Most loss requests in one POST /v1/evaluate (413 beyond)."
+    )
+    max_submissions: int = Field(
+        10_000, ge=1, description="Most submissions graded in one POST /v1/grade (413 beyond)."
+    )
+
     # Jobs and data
     data_dir: Path = Field(Path("data"), description="Datasets: one folder per dataset.")
     db_path: Path = Field(Path("var/jobs.sqlite3"), description="SQLite database of jobs.")
