@@ -11,12 +11,13 @@ import torch
 from fastapi import FastAPI
 
 from service import __version__
+from service.http.auth import API_KEY, UNAUTHORIZED
 from service.http.context import AppContext
 from service.http.limits import BodySizeLimit
 from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
-from service.http.routes import information, losses, operations
+from service.http.routes import evaluate, grading, information, losses, operations
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
@@ -34,6 +35,7 @@ Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
 TAGS = [
     {"name": "losses", "description": "The loss catalogue, and computing losses and gradients."},
     {"name": "information", "description": "Entropy, cross-entropy and KL divergence."},
+    {"name": "grading", "description": "Grading submitted losses and gradients, with hints."},
     {"name": "operations", "description": "Health, readiness and service information."},
     {"name": "jobs", "description": "MNIST training jobs in the background."},
 ]
@@ -74,9 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
     install_problem_handlers(app)
     app.include_router(operations.router)
-    app.include_router(losses.router)
-    app.include_router(information.router)
-    app.include_router(jobs_router)
+    for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
+        app.include_router(router, dependencies=API_KEY, responses=UNAUTHORIZED)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_observability(app, settings)
     install_openapi(app)

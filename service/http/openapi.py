@@ -16,9 +16,10 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def extra_models() -> list[type[BaseModel]]:
+    from service.http.grading_models import request_models
     from service.http.routes.information import InformationRequest
 
-    return [*all_request_models(), InformationRequest]
+    return [*all_request_models(), InformationRequest, *request_models()]
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Evaluate many loss calls, stacking those that share a loss, params and shapes.
+
+Stacking is exact only where every output element depends on the matching input elements
+alone through plain arithmetic: the element-wise losses below with ``reduction='none'``. A
+reduced loss is not stacked: its gradient is computed as ``2 (x - y) * (1/N)`` by one path
+and ``(2/N) (x - y)`` by the other, which can differ in the last bit; and a transcendental
+(exp, log) is computed by different code for a vector's body and its tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+
+from service.compute.devices import resolve_device
+from service.compute.engine import LossCall, LossResult, _run, as_role, evaluate, resolve_grad
+from service.errors import Loc, PayloadTooLarge, ServiceError
+from service.tensors.codec import ElementBudget, decode_tensor
+
+STACKABLE = frozenset({"l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss"})
+Outcome = LossResult | ServiceError
+
+
+def decode_inputs(call: LossCall, budget: ElementBudget) -> dict[str, torch.Tensor]:
+    """The inputs and tensor params, decoded on the CPU in the dtype of their role."""
+    spec, dtype = call.spec, call.dtype.torch
+    tensors: dict[str, torch.Tensor] = {}
+    for name, value in call.inputs.items():
+        loc: Loc = ("body", name)
+        tensors[name] = as_role(decode_tensor(value, loc, dtype, budget), spec.input(name).role,
+                                dtype, loc)  # fmt: skip
+    for param in spec.params:
+        value = call.params.get(param.name)
+        if param.kind == "tensor" and value is not None:
+            loc = ("body", "params", param.name)
+            tensors[param.name] = as_role(decode_tensor(value, loc, dtype, budget), "float",
+                                          dtype, loc)  # fmt: skip
+    return tensors
+
+
+def evaluate_all(calls: Sequence[LossCall | ServiceError], budget: ElementBudget) -> list[Outcome]:
+    """Each call's result or error, in order. A PayloadTooLarge ends the whole batch."""
+    outcomes: list[Outcome | None] = [None] * len(calls)
+    groups: dict[tuple[Any, ...], list[tuple[int, dict[str, torch.Tensor], list[str]]]] = {}
+    for index, call in enumerate(calls):
+        if isinstance(call, ServiceError):
+            outcomes[index] = call
+        elif not _stackable(call):
+            outcomes[index] = _guarded(partial(evaluate, call, budget))
+        else:
+            try:
+                tensors, grads = _prepare(call, budget)
+            except PayloadTooLarge:
+                raise
+            except ServiceError as exc:
+                outcomes[index] = exc
+                continue
+            groups.setdefault(_key(call, tensors, grads), []).append((index, tensors, grads))
+    for members in groups.values():
+        for index, result in _evaluate_group(calls, members):
+            outcomes[index] = result
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _stackable(call: LossCall) -> bool:
+    return (
+        call.spec.name in STACKABLE
+        and call.params.get("reduction") == "none"
+        and resolve_device(call.device).type == "cpu"
+    )
+
+
+def _prepare(call: LossCall, budget: ElementBudget) -> tuple[dict[str, torch.Tensor], list[str]]:
+    tensors = decode_inputs(call, budget)
+    if call.spec.check is not None:
+        call.spec.check(tensors, call.params)
+    return tensors, resolve_grad(call.spec, call.grad, tensors)
+
+
+def _key(call: LossCall, tensors: dict[str, torch.Tensor], grads: list[str]) -> tuple[Any, ...]:
+    shapes = tuple((name, tuple(t.shape), t.dtype) for name, t in sorted(tensors.items()))
+    return (call.spec.name, tuple(sorted(call.params.items())), call.dtype.name, tuple(grads),
+            shapes)  # fmt: skip
+
+
+def _evaluate_group(
+    calls: Sequence[LossCall | ServiceError],
+    members: list[tuple[int, dict[str, torch.Tensor], list[str]]],
+) -> list[tuple[int, Outcome]]:
+    first = calls[members[0][0]]
+    assert isinstance(first, LossCall)
+    spec, params, dtype = first.spec, first.params, first.dtype.name
+    if len(members) > 1:
+        stacked = {
+            name: torch.stack([tensors[name] for _, tensors, _ in members])
+            for name in members[0][1]
+        }
+        outcome = _guarded(partial(_run, spec, stacked, params, members[0][2], dtype, "cpu"))
+        if isinstance(outcome, LossResult):
+            return [
+                (index, LossResult(outcome.loss[row], {n: g[row] for n, g in outcome.grads.items()},
+                                   dtype, "cpu"))
+                for row, (index, _, _) in enumerate(members)
+            ]  # fmt: skip
+    return [
+        (index, _guarded(partial(_run, spec, tensors, params, grads, dtype, "cpu")))
+        for index, tensors, grads in members
+    ]
+
+
+def _guarded(work: Callable[[], LossResult]) -> Outcome:
+    try:
+        result = work()
+    except PayloadTooLarge:
+        raise
+    except ServiceError as exc:
+        return exc
+    return result

@@ -1,0 +1,49 @@
+"""``POST /v1/grade``: a submitted loss and gradients against torch's, with hints."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.http.context import LARGE_BODY_BYTES, context
+from service.http.grading_models import GradeManyResponse, GradeRequest, GradeResponse, request_body
+from service.http.grading_requests import grade_document
+from service.http.routes.losses import ERROR_RESPONSES
+from service.http.schemas import Problem
+from service.tensors.wirejson import dumps, gc_paused, loads
+
+router = APIRouter(prefix="/v1", tags=["grading"])
+
+EXAMPLE = {
+    "loss": "cross_entropy",
+    "input": [[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]],
+    "target": [0, 1],
+    "grad": ["input"],
+    "submission": {"loss": 0.6, "grad": {"input": [[-0.2, 0.1, 0.1], [0.1, -0.2, 0.1]]}},
+}
+
+
+@router.post(
+    "/grade",
+    operation_id="grade",
+    summary="Grade a submitted loss and gradients (one submission or many) against PyTorch",
+    description="The body is a loss request (as for POST /v1/losses/{name}) plus `loss`, and "
+    "`submission` or `submissions`. Each check compares one quantity with "
+    "torch.testing.assert_close's tolerances (or `rtol` / `atol`); hints name known mistakes "
+    "the numbers confirm. With `submissions` the reference is computed once and the answer "
+    "is `{results, summary}`.",
+    response_model=GradeResponse | GradeManyResponse,
+    responses={**ERROR_RESPONSES, 404: {"model": Problem, "description": "Unknown loss."}},
+    openapi_extra=request_body(GradeRequest, EXAMPLE),
+)
+async def grade(request: Request) -> Response:
+    ctx = context(request)
+    body = await request.body()
+
+    def work() -> bytes:
+        with gc_paused() if len(body) > LARGE_BODY_BYTES else nullcontext():
+            return dumps(grade_document(loads(body), ctx.settings))
+
+    return Response(await ctx.offloader.run(work, len(body)), media_type="application/json")
