@@ -23,7 +23,7 @@ def loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
+        raise MalformedBody.at(("body",), f"not valid JSON: {exc}", "json_invalid") from exc
 
 
 _gc_lock = threading.Lock()
