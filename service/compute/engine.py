@@ -42,6 +42,12 @@ class LossResult:
 
 def evaluate(call: LossCall, budget: ElementBudget) -> LossResult:
     spec = call.spec
+    for spec_input in spec.inputs:
+        # The request model lets null through for a required tensor; torch would crash on None.
+        if spec_input.required and spec_input.name not in call.inputs:
+            raise InvalidInput.at(
+                ("body", spec_input.name), "required: a tensor, not null", "missing"
+            )
     device = resolve_device(call.device)
     float_dtype = call.dtype.torch
     tensors = {
