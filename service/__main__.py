@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from service.observability.multiprocess import reset_multiprocess_dir
 from service.settings import get_settings_or_exit
 
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=settings.workers, help=f"default: {settings.workers}"
     )
     args = parser.parse_args(argv)
+    reset_multiprocess_dir()
     uvicorn.run(
         "service.main:app",
         host=args.host,

@@ -21,7 +21,7 @@ from service.http.routes import evaluate, grading, information, losses, operatio
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
-from service.observability import install_observability
+from service.observability.wiring import install_observability
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\

@@ -5,9 +5,9 @@ The metric objects live here; other modules call the ``record_*`` functions, nev
 bounded: routes are templates (``/v1/jobs/{job_id}``), never raw paths, and jobs are counted
 by status, never by id.
 
-With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder shared by the
-workers: ``/metrics`` then adds up every worker's values (``prometheus_client`` multiprocess
-mode) instead of showing the one worker that answered.
+With ``PROMETHEUS_MULTIPROC_DIR`` set (the container image sets it), ``/metrics`` adds up the
+values of every uvicorn worker (``prometheus_client`` multiprocess mode) instead of showing the
+one worker that answered; ``python -m service`` empties the folder at start.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from service.observability.multiprocess import ENVIRONMENT_VARIABLE
 
 # The ``*_created`` timestamp series double the output and no dashboard reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -158,7 +160,7 @@ def set_jobs_by_status(counts: dict[str, int]) -> None:
 
 def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus text format, and its content type."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = os.environ.get(ENVIRONMENT_VARIABLE)
     if directory:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]

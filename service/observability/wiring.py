@@ -1,4 +1,4 @@
-"""Operations: Prometheus metrics, JSON logs with request ids, CORS for browser clients."""
+"""Puts logging, `/metrics`, CORS and the request-id middleware into the app."""
 
 from __future__ import annotations
 
