@@ -8,12 +8,19 @@ fast while jobs train.
 Recovery: on start every record still ``running`` belongs to a worker that died with the
 previous server process (its stdin closed, so it stopped too); it is marked ``failed`` with
 reason ``interrupted``. ``queued`` jobs are started in order.
+
+Several server processes (``--workers N``, or two servers on one database) share the jobs
+through SQLite: the one holding an exclusive lock on ``<db>.lock`` is the leader and alone
+starts, recovers and supervises training processes. The others insert queued jobs, ask the
+leader to cancel through the ``job_cancels`` table, and poll the database for SSE; every
+``POLL_S`` they try to take the lock, so a leader that dies is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -43,6 +50,7 @@ log = logging.getLogger(__name__)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 CANCEL_GRACE_S = 10.0
 SHUTDOWN_GRACE_S = 5.0
+POLL_S = 0.5
 
 
 def now_iso() -> str:
@@ -75,14 +83,55 @@ class JobManager:
         self._subscribers: dict[str, set[asyncio.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: list[threading.Thread] = []
+        self._lock_file: Any = None
+        self._poller: asyncio.Task[None] | None = None
+        self.leader = False
         self.stopping = False
 
     # Lifecycle
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._try_lead()
+        self._poller = asyncio.create_task(self._poll(), name="job-manager-poll")
+
+    def _try_lead(self) -> bool:
+        """Take the leader lock if it is free; on success recover and dispatch."""
+        if self.leader or self.stopping:
+            return self.leader
+        path = self.store.path
+        if str(path) == ":memory:":
+            self.leader = True
+        else:
+            handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open while leading
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._lock_file = handle
+            self.leader = True
         self.recover()
         self.dispatch()
+        return True
+
+    async def _poll(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(POLL_S)
+            try:
+                if not self.leader:
+                    self._try_lead()
+                    self._wake_all()  # followers' SSE streams re-read the database
+                    continue
+                self.dispatch()  # jobs queued by other processes
+                for job_id in self.store.take_cancels():
+                    with self._lock:
+                        job = self._running.get(job_id)
+                        if job is not None:
+                            job.cancel_requested = True
+                            self._send_cancel(job)
+            except Exception:  # pragma: no cover - never let the poller die
+                log.exception("job manager poll failed")
 
     def recover(self) -> None:
         """Mark jobs that a previous server left ``running`` as failed (interrupted)."""
@@ -109,6 +158,10 @@ class JobManager:
         with self._lock:
             self.stopping = True
             running = list(self._running.values())
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         for job in running:
             self._send_cancel(job)
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
@@ -120,6 +173,8 @@ class JobManager:
             await asyncio.to_thread(thread.join, SHUTDOWN_GRACE_S)
         self._wake_all()
         self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
 
     # Queries
 
@@ -171,7 +226,7 @@ class JobManager:
             if self.stopping:
                 raise TooManyRequests("the service is shutting down; try again shortly")
             queued = self.store.count("queued")
-            slot_free = len(self._running) < self.settings.max_concurrent_jobs
+            slot_free = self.store.count("running") < self.settings.max_concurrent_jobs
             if not slot_free and queued >= self.settings.max_queued_jobs:
                 raise TooManyRequests(
                     f"{queued} jobs are already waiting (LOSS_SERVICE_MAX_QUEUED_JOBS="
@@ -188,16 +243,25 @@ class JobManager:
             record = self.get(job_id)
             status = record["status"]
             if status == "queued":
-                return self._finish(record, "cancelled")
+                finished = self._finish(record, "cancelled", expected="queued")
+                if finished is not None:
+                    return finished
+                record = self.get(job_id)  # started meanwhile by the leader
+                status = record["status"]
             if status == "cancelled":
                 return record
             if status in TERMINAL:
                 raise Conflict(f"job {job_id} has already {status}; there is nothing to cancel")
             job = self._running.get(job_id)
-            if job is None:  # pragma: no cover - running records always have a worker
-                return self._finish(record, "cancelled")
-            job.cancel_requested = True
-            self._send_cancel(job)
+            if job is not None:
+                job.cancel_requested = True
+                self._send_cancel(job)
+        if job is None:  # another process runs it: ask it, and watch the record
+            self.store.request_cancel(job_id)
+            deadline = time.monotonic() + 2 * CANCEL_GRACE_S + POLL_S
+            while self.get(job_id)["status"] not in TERMINAL and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return self.get(job_id)
         await asyncio.to_thread(job.finished.wait, CANCEL_GRACE_S)
         if not job.finished.is_set():
             log.warning("job %s ignored cancel for %.0fs; killing it", job_id, CANCEL_GRACE_S)
@@ -210,7 +274,7 @@ class JobManager:
     def dispatch(self) -> None:
         """Start queued jobs, oldest first, while there is room."""
         with self._lock:
-            if self.stopping:
+            if self.stopping or not self.leader:
                 return
             free = self.settings.max_concurrent_jobs - len(self._running)
             if free <= 0:
@@ -221,6 +285,11 @@ class JobManager:
     def _launch(self, record: Record) -> None:
         job_id = record["id"]
         settings = self.settings
+        started_at = now_iso()
+        record.update(status="running", started_at=started_at, progress={"phase": "starting"})
+        record["timings"]["queued_s"] = _seconds_between(record["created_at"], started_at)
+        if not self._save_if(record, "queued", "status", {"status": "running"}):
+            return  # cancelled meanwhile (by another process)
         mirrors = (
             settings.fashion_mnist_mirrors
             if record["config"]["dataset"] == "fashion-mnist"
@@ -262,14 +331,6 @@ class JobManager:
             return
         job = RunningJob(job_id, process)
         self._running[job_id] = job
-        started_at = now_iso()
-        record.update(
-            status="running",
-            started_at=started_at,
-            progress={"phase": "starting"},
-        )
-        record["timings"]["queued_s"] = _seconds_between(record["created_at"], started_at)
-        self._save(record, "status", {"status": "running"})
         reader = threading.Thread(
             target=self._read_worker, args=(job,), name=f"job-{job_id[:8]}", daemon=True
         )
@@ -405,15 +466,34 @@ class JobManager:
 
     # Records and events
 
-    def _finish(self, record: Record, status: str, error: dict[str, str] | None = None) -> Record:
+    def _finish(
+        self,
+        record: Record,
+        status: str,
+        error: dict[str, str] | None = None,
+        expected: str | None = None,
+    ) -> Record | None:
+        """Make the record final; with ``expected``, only while it still has that status
+        (None when it had moved on)."""
         finished = now_iso()
         record.update(status=status, finished_at=finished, error=error)
         total = _seconds_between(record.get("started_at"), finished)
         if total is not None:
             record["timings"]["total_s"] = total
-        self._save(record, "status", {"status": status, "error": error})
+        change = {"status": status, "error": error}
+        if expected is None:
+            self._save(record, "status", change)
+        elif not self._save_if(record, expected, "status", change):
+            return None
         self._save(record, "done", record)
         return record
+
+    def _save_if(self, record: Record, expected: str, event: str, data: Record) -> bool:
+        if not self.store.update_if(record, expected, event, data):
+            return False
+        observe_job_event(record["id"], event, data)
+        self._notify(record["id"])
+        return True
 
     def _save(self, record: Record, event: str | None = None, data: Record | None = None) -> None:
         self.store.update(record, event, data)

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS job_events (
     data TEXT NOT NULL,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_cancels (job_id TEXT PRIMARY KEY);
 """
 
 
@@ -74,6 +75,31 @@ class JobStore:
                 (record["status"], _dumps(record), record["id"]),
             )
             return self._append(record["id"], event, data or {}) if event else 0
+
+    def update_if(self, record: Record, expected: str, event: str, data: Record) -> bool:
+        """Replace the record only while its stored status is ``expected`` (another process
+        may have moved it on); whether it did."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            changed = self._db.execute(
+                "UPDATE jobs SET status = ?, record = ? WHERE id = ? AND status = ?",
+                (record["status"], _dumps(record), record["id"], expected),
+            ).rowcount
+            if changed:
+                self._append(record["id"], event, data)
+            return bool(changed)
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask the process that runs ``job_id`` to cancel it (it polls ``take_cancels``)."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO job_cancels (job_id) VALUES (?)", (job_id,))
+
+    def take_cancels(self) -> list[str]:
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute("SELECT job_id FROM job_cancels").fetchall()
+            self._db.execute("DELETE FROM job_cancels")
+        return [str(row[0]) for row in rows]
 
     def get(self, job_id: str) -> Record | None:
         with self._lock:
