@@ -177,7 +177,7 @@ def describe_invalid_settings(error: ValidationError) -> str:
 
 
 def get_settings_or_exit() -> Settings:
-    """``get_settings()``, or exit with status 2 and a message that names each bad variable."""
+    """``get_settings()``, or exit (status 1) with a message that names each bad variable."""
     try:
         return get_settings()
     except ValidationError as error:

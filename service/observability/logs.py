@@ -22,7 +22,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-    | {"message", "asctime", "color_message"}  # uvicorn's copy of the message with ANSI colours
+    | {"message", "asctime", "request_id", "color_message"}  # uvicorn's, with ANSI colours
 )
 _HANDLER_MARK = "_loss_service_handler"
 
@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        rid = getattr(record, "request_id", None) or request_id.get()
+        rid = getattr(record, "request_id", None)
         if rid:
             entry["request_id"] = rid
         for key, value in vars(record).items():
@@ -56,13 +56,30 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        rid = getattr(record, "request_id", None) or request_id.get()
+        rid = getattr(record, "request_id", None)
         return f"{line} request_id={rid}" if rid else line
+
+
+def stamp_request_ids() -> None:
+    """Give every LogRecord the current request's id as it is created, in the request's own
+    context, so that handlers formatting later (or elsewhere) still know it."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, _HANDLER_MARK, False):
+        return
+
+    def record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        record.request_id = request_id.get()
+        return record
+
+    setattr(record_with_request_id, _HANDLER_MARK, True)
+    logging.setLogRecordFactory(record_with_request_id)
 
 
 def configure_logging(level: str, log_format: LogFormat) -> None:
     """Route every record to stderr in ``log_format``; safe to call again (it replaces its own
     handler and leaves others', such as pytest's, alone)."""
+    stamp_request_ids()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     setattr(handler, _HANDLER_MARK, True)
