@@ -215,6 +215,14 @@ def _shape(shape: Any, loc: Loc, budget: ElementBudget) -> tuple[int, ...]:
         raise InvalidInput.at(loc, "shape must be a list of non-negative integers", "shape")
     if len(shape) > budget.max_depth:
         raise _too_deep(loc, budget.max_depth)
+    # An empty tensor passes the element count, but numpy and torch overflow on a shape such
+    # as [0, 2**62, 2**62]; its other dimensions must fit the limit as a non-empty one would.
+    if math.prod(d for d in shape if d) > budget.limit:
+        raise PayloadTooLarge.at(
+            loc,
+            f"shape {shape} is larger than {budget.limit} elements, not counting its empty "
+            "dimensions (LOSS_SERVICE_MAX_TENSOR_ELEMENTS)",
+        )
     return tuple(shape)
 
 
