@@ -100,6 +100,9 @@ def test_every_loss_route_and_alias_is_limited(limited: TestClient) -> None:
         {"input": {"shape": [1001], "dtype": "float32", "data": [0.0]}, "target": [0.0]},
         {"input": {"shape": [100, 100], "dtype": "float32", "base64": "AAAAAA=="}, "target": 0.0},
         {"input": {"shape": [2**31, 2**31], "dtype": "float32", "data": []}, "target": 0.0},
+        {"input": {"shape": [0, 2**62, 2**62], "dtype": "float32", "data": []}, "target": 0.0},
+        {"input": {"shape": [0, 2**62, 2**62], "dtype": "float32", "base64": ""}, "target": 0.0},
+        {"input": {"shape": [2000, 0], "dtype": "bool", "data": []}, "target": 0.0},
     ],
 )
 def test_too_many_elements_is_a_413(few_elements: TestClient, body: dict[str, Any]) -> None:
@@ -118,7 +121,8 @@ def test_elements_are_counted_across_all_tensors(few_elements: TestClient) -> No
 def test_element_limit_applies_to_base64(few_elements: TestClient) -> None:
     raw = base64.b64encode(bytes(4 * 1001)).decode()
     body = {"input": {"shape": [1001], "dtype": "float32", "base64": raw}, "target": 0.0}
-    assert_problem(post(few_elements, "/v1/losses/l1_loss", body), 413, ["body", "input"])
+    problem = assert_problem(post(few_elements, "/v1/losses/l1_loss", body), 413)
+    assert problem["errors"][0]["loc"][:2] == ["body", "input"]
 
 
 # ---------------------------------------------------------------------------------------------
