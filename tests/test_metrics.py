@@ -118,8 +118,11 @@ def test_training_throughput_adds_up_running_jobs_and_forgets_finished_ones() ->
 
 def test_grading_checks_are_counted_by_result(client: Any) -> None:
     before = scrape(client)
-    metrics.record_grading_check(True)
-    metrics.record_grading_check(False)
+    submission = {"loss": 0.22, "grad": {"input": [0.0, 0.0, 0.0]}}  # right loss, wrong grad
+    body = {"loss": "mse_loss", **MSE, "grad": ["input"], "submission": submission}
+    response = client.post("/v1/grade", json=body)
+    assert response.status_code == 200, response.text
+    assert [c["passed"] for c in response.json()["checks"]] == [True, False]
     metrics.record_grading_check(False)
     after = scrape(client)
     for result, count in (("passed", 1), ("failed", 2)):

@@ -16,6 +16,7 @@ from service.grading.tolerances import tolerance_for
 from service.http.loss_requests import new_budget, parse_loss_call, response_payload
 from service.http.problems import from_pydantic
 from service.losses.registry import resolve
+from service.observability.metrics import record_grading_checks
 from service.settings import Settings
 
 GRADING_FIELDS = frozenset({"loss", "submission", "submissions", "rtol", "atol",
@@ -62,7 +63,9 @@ def grade_document(document: Any, settings: Settings) -> dict[str, Any]:
     reveal = options.reveal_reference
 
     def graded(submission: Any, loc: tuple[str | int, ...]) -> dict[str, Any]:
-        return grade(reference, submission, tolerance, loc, budget, reveal).as_dict(reveal)
+        result = grade(reference, submission, tolerance, loc, budget, reveal).as_dict(reveal)
+        record_grading_checks(result["checks"])
+        return result
 
     if options.submissions is None:
         answer = graded(options.submission, ("body", "submission"))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -119,6 +121,12 @@ def record_loss_evaluation(loss: str) -> None:
 
 def record_grading_check(passed: bool) -> None:
     GRADING_CHECKS.labels("passed" if passed else "failed").inc()
+
+
+def record_grading_checks(checks: Iterable[Mapping[str, Any]]) -> None:
+    """Each check of a graded submission (items with a boolean ``passed``)."""
+    for check in checks:
+        record_grading_check(bool(check["passed"]))
 
 
 def record_job_status(status: str) -> None:
