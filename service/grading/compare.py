@@ -51,14 +51,16 @@ def compare(expected: Array, submitted: Array, tolerance: Tolerance) -> Comparis
         return Comparison(0, 0, 0, None, 0.0, (), 0.0, (), 0.0, 0.0, empty)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.abs(submitted - expected)
-        same = (submitted == expected) | (np.isnan(submitted) & np.isnan(expected))
-        close = same | (diff <= tolerance.atol + tolerance.rtol * np.abs(expected))
-        abs_error = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf, posinf=np.inf))
-        rel_error = np.where(
-            abs_error == 0.0,
-            0.0,
-            np.nan_to_num(abs_error / np.abs(expected), nan=np.inf, posinf=np.inf),
-        )
+        magnitude = np.abs(expected)
+        close = diff <= tolerance.atol + tolerance.rtol * magnitude
+        if np.isfinite(diff).all():  # the common case: no NaN or infinity anywhere
+            abs_error = diff
+        else:
+            same = (submitted == expected) | (np.isnan(submitted) & np.isnan(expected))
+            close |= same
+            abs_error = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+        rel_error = np.where(abs_error == 0.0, 0.0, abs_error / magnitude)
+        rel_error[np.isnan(rel_error)] = np.inf  # an infinite error relative to an infinity
     mismatch = ~close
     mismatched = int(np.count_nonzero(mismatch))
     non_finite_mask = mismatch & ~np.isfinite(submitted) & np.isfinite(expected)

@@ -83,6 +83,13 @@ def _valid_targets(reference: Reference, target: torch.Tensor) -> torch.Tensor:
 
 def denominator(reference: Reference) -> str:
     """What reduction 'mean' divides the summed loss by, in words and number."""
+    if "denominator" not in reference.memo:
+        reference.memo["denominator"] = _denominator(reference)
+    text: str = reference.memo["denominator"]
+    return text
+
+
+def _denominator(reference: Reference) -> str:
     target = _index_targets(reference)
     if target is not None:
         valid = _valid_targets(reference, target)
@@ -118,11 +125,15 @@ def _reduction_swapped(reference: Reference, quantity: Quantity) -> Hint | None:
     if not quantity.matches(value_of(reference.variant(reduction=other), quantity.name)):
         return None
     if other == "sum":
-        what = "the sum of the losses" if quantity.is_loss else "the gradient of the summed loss"
+        if quantity.is_loss:
+            code, what, divided = "sum_instead_of_mean", "the sum of the losses", "the summed loss"
+        else:
+            code, what = "gradient_of_sum", "the gradient of the summed loss"
+            divided = "the summed loss, and so its gradient,"
         return Hint(
-            "sum_instead_of_mean" if quantity.is_loss else "gradient_of_sum",
-            f"your {quantity.label} is {what}: reduction '{reduction}' divides the summed loss "
-            f"(and so its gradient) by {denominator(reference)}",
+            code,
+            f"your {quantity.label} is {what}: reduction '{reduction}' divides {divided} by "
+            f"{denominator(reference)}",
         )
     what = "the mean of the losses" if quantity.is_loss else "the gradient of the mean loss"
     return Hint(

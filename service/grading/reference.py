@@ -36,6 +36,8 @@ class Reference:
     asked_grads: tuple[str, ...]
     budget_limit: int
     max_depth: int
+    # Facts hints derive from the inputs, computed once per problem.
+    memo: dict[str, Any] = field(default_factory=dict)
     _variants: dict[tuple[tuple[str, ParamValue], ...], LossResult | None] = field(
         default_factory=dict
     )
