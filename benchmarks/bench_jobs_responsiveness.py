@@ -32,11 +32,55 @@ from typing import Any
 
 import httpx
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+ROOT = Path(__file__).resolve().parent.parent
 
-from bench_losses import small_cases, wrk  # noqa: E402
+# The seed article's MSE example, with gradients: a small loss request.
+SMALL_PATH = "/v1/losses/mse_loss"
+SMALL_BODY = b'{"input": [1.5, 2.0, 3.2], "target": [1.0, 2.5, 2.8], "grad": true}'
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,' ..
+    '"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk(url: str, seconds: float, scratch: Path) -> dict[str, float]:
+    """Requests per second and latency of small loss requests (wrk, 1 thread, 8 connections)."""
+    body, lua = scratch / "body.json", scratch / "post.lua"
+    body.write_bytes(SMALL_BODY)
+    lua.write_text(WRK_SCRIPT)
+    command = [
+        "wrk",
+        "-t1",
+        "-c8",
+        f"-d{max(1, round(seconds))}s",
+        "-s",
+        str(lua),
+        url + SMALL_PATH,
+    ]
+    env = {**os.environ, "BENCH_BODY_FILE": str(body)}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_RESULT "))
+    data = json.loads(line.removeprefix("BENCH_RESULT "))
+    if data["non2xx"] or data["socket_errors"]:
+        raise RuntimeError(f"wrk saw errors: {data}")
+    return {
+        "rps": data["requests"] / (data["duration_us"] / 1e6),
+        "p50_ms": data["p50_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "requests": data["requests"],
+    }
+
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 SETUPS = {
@@ -98,9 +142,8 @@ def server(scratch: Path, env_extra: dict[str, str]) -> Iterator[str]:
 
 
 def measure(url: str, seconds: float, scratch: Path) -> dict[str, Any]:
-    case = small_cases()[0]
-    wrk(url, case, 1, 8, scratch)  # warm-up
-    idle = wrk(url, case, seconds, 8, scratch)
+    wrk(url, 1, scratch)  # warm-up
+    idle = wrk(url, seconds, scratch)
     job = httpx.post(url + "/v1/jobs/mnist", json={"dataset": "fashion-mnist", "epochs": 100})
     job.raise_for_status()
     job_id = job.json()["id"]
@@ -118,7 +161,7 @@ def measure(url: str, seconds: float, scratch: Path) -> dict[str, Any]:
         return time.monotonic(), int(progress["global_step"])
 
     t0, s0 = steps()
-    busy = wrk(url, case, seconds, 8, scratch)
+    busy = wrk(url, seconds, scratch)
     t1, s1 = steps()
     time.sleep(seconds / 2)  # the job alone, for comparison
     t2, s2 = steps()
@@ -126,9 +169,9 @@ def measure(url: str, seconds: float, scratch: Path) -> dict[str, Any]:
     alone = 64 * (s2 - s1) / (t2 - t1)
     cancelled = httpx.delete(f"{url}/v1/jobs/{job_id}", timeout=30).json()
     return {
-        "idle": idle.__dict__,
-        "with_job": busy.__dict__,
-        "throughput_kept": busy.rps / idle.rps,
+        "idle": idle,
+        "with_job": busy,
+        "throughput_kept": busy["rps"] / idle["rps"],
         "job_samples_per_s_under_load": during,
         "job_samples_per_s_alone": alone,
         "job_status_after_cancel": cancelled["status"],

@@ -235,8 +235,8 @@ class JobManager:
                 )
             self.store.insert(record, "status", {"status": "queued"})
             observe_job_event(job_id, "status", {"status": "queued"})
-            self.dispatch()
-            return self.store.get(job_id) or record
+            self.dispatch()  # starts it now when there is room; the answer shows it queued
+            return record
 
     async def cancel(self, job_id: str) -> Record:
         with self._lock:

@@ -103,6 +103,9 @@ def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> 
     started = time.perf_counter()
     try:
         torch.set_num_threads(spec.torch_threads)
+        # The first optimizer imports torch._dynamo (about a second): do it while starting,
+        # so that it does not count as training time.
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         config = JobConfig.model_validate(spec.config)
         device = resolve_device(config.device)
         channel.send(
