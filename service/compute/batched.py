@@ -30,14 +30,16 @@ def decode_inputs(call: LossCall, budget: ElementBudget) -> dict[str, torch.Tens
     tensors: dict[str, torch.Tensor] = {}
     for name, value in call.inputs.items():
         loc: Loc = ("body", name)
-        tensors[name] = as_role(decode_tensor(value, loc, dtype, budget), spec.input(name).role,
-                                dtype, loc)  # fmt: skip
+        tensors[name] = as_role(
+            decode_tensor(value, loc, dtype, budget), spec.input(name).role, dtype, loc
+        )
     for param in spec.params:
         value = call.params.get(param.name)
         if param.kind == "tensor" and value is not None:
             loc = ("body", "params", param.name)
-            tensors[param.name] = as_role(decode_tensor(value, loc, dtype, budget), "float",
-                                          dtype, loc)  # fmt: skip
+            tensors[param.name] = as_role(
+                decode_tensor(value, loc, dtype, budget), "float", dtype, loc
+            )
     return tensors
 
 
@@ -82,8 +84,13 @@ def _prepare(call: LossCall, budget: ElementBudget) -> tuple[dict[str, torch.Ten
 
 def _key(call: LossCall, tensors: dict[str, torch.Tensor], grads: list[str]) -> tuple[Any, ...]:
     shapes = tuple((name, tuple(t.shape), t.dtype) for name, t in sorted(tensors.items()))
-    return (call.spec.name, tuple(sorted(call.params.items())), call.dtype.name, tuple(grads),
-            shapes)  # fmt: skip
+    return (
+        call.spec.name,
+        tuple(sorted(call.params.items())),
+        call.dtype.name,
+        tuple(grads),
+        shapes,
+    )
 
 
 def _evaluate_group(
@@ -101,10 +108,17 @@ def _evaluate_group(
         outcome = _guarded(partial(_run, spec, stacked, params, members[0][2], dtype, "cpu"))
         if isinstance(outcome, LossResult):
             return [
-                (index, LossResult(outcome.loss[row], {n: g[row] for n, g in outcome.grads.items()},
-                                   dtype, "cpu"))
+                (
+                    index,
+                    LossResult(
+                        outcome.loss[row],
+                        {n: g[row] for n, g in outcome.grads.items()},
+                        dtype,
+                        "cpu",
+                    ),
+                )
                 for row, (index, _, _) in enumerate(members)
-            ]  # fmt: skip
+            ]
     return [
         (index, _guarded(partial(_run, spec, tensors, params, grads, dtype, "cpu")))
         for index, tensors, grads in members

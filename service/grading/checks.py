@@ -139,11 +139,18 @@ def _check(
     path = LOSS if name == LOSS else f"grad.{name}"
     label = "loss" if name == LOSS else f"gradient with respect to {name}"
     if value is None:
-        return Check(path, False, "missing", messages.missing(label, path), tolerance,
-                     expected=expected)  # fmt: skip
+        return Check(
+            path, False, "missing", messages.missing(label, path), tolerance, expected=expected
+        )
     if isinstance(value, str):
-        return Check(path, False, "unreadable", messages.unreadable(label, value), tolerance,
-                     expected=expected)  # fmt: skip
+        return Check(
+            path,
+            False,
+            "unreadable",
+            messages.unreadable(label, value),
+            tolerance,
+            expected=expected,
+        )
     if value.shape != expected.shape:
         hints = shape_hints(label, expected, value, tolerance)
         message = messages.wrong_shape(label, expected.shape, value.shape)
@@ -151,8 +158,17 @@ def _check(
     comparison = compare(expected, value, tolerance)
     quantity = Quantity(name, expected, value, tolerance, comparison)
     if comparison.passed:
-        return Check(path, True, "match", messages.matched(quantity), tolerance, (), expected,
-                     value, comparison)  # fmt: skip
+        return Check(
+            path,
+            True,
+            "match",
+            messages.matched(quantity),
+            tolerance,
+            (),
+            expected,
+            value,
+            comparison,
+        )
     reason = "non_finite" if comparison.non_finite else "mismatch"
     return Check(
         path,

@@ -75,8 +75,9 @@ def relocated(error: ServiceError, prefix: Loc) -> ServiceError:
     first = moved[0]
     where = ".".join(str(part) for part in first.loc)
     more = f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""
-    copy = type(error)(f"{where}: {first.msg}{more}", moved, headers=error.headers,
-                       extra=error.extra)  # fmt: skip
+    copy = type(error)(
+        f"{where}: {first.msg}{more}", moved, headers=error.headers, extra=error.extra
+    )
     return copy
 
 

@@ -19,8 +19,9 @@ from service.losses.registry import resolve
 from service.observability.metrics import record_grading_checks
 from service.settings import Settings
 
-GRADING_FIELDS = frozenset({"loss", "submission", "submissions", "rtol", "atol",
-                            "reveal_reference"})  # fmt: skip
+GRADING_FIELDS = frozenset(
+    {"loss", "submission", "submissions", "rtol", "atol", "reveal_reference"}
+)
 
 
 class GradeOptions(BaseModel):
