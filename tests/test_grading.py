@@ -247,3 +247,48 @@ def test_no_body_gets_a_500(client: TestClient, submission: Any, extra: dict[str
 @pytest.mark.parametrize("body", [b"[1]", b"{", b'"x"', b"{}"])
 def test_malformed_bodies_are_422(client: TestClient, body: bytes) -> None:
     assert client.post("/v1/grade", content=body).status_code == 422
+
+
+def _perturbed(reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """Submissions a student might send, derived from the reference answer."""
+    loss, grads = reference["loss"], reference["grad"]
+
+    tensors = {name: torch.tensor(g, dtype=torch.float64) for name, g in grads.items()}
+    variants: list[dict[str, Any]] = [{"loss": loss, "grad": grads}]
+    for scale in (2.0, -1.0, 0.0, float("nan")):
+        variants.append(
+            {
+                "loss": _wire(torch.tensor(loss, dtype=torch.float64) * scale),
+                "grad": {name: _wire(t * scale) for name, t in tensors.items()},
+            }
+        )
+    variants.append(
+        {"grad": {name: _wire(t.permute(*reversed(range(t.dim())))) for name, t in tensors.items()}}
+    )
+    variants.append({"grad": {name: _wire(t.flatten()[:-1]) for name, t in tensors.items()}})
+    return variants
+
+
+def _wire(tensor: torch.Tensor) -> Any:
+    values = tensor.tolist()
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fix(item) for item in value]
+        return "NaN" if value != value else value
+
+    return fix(values)
+
+
+def test_every_loss_grades_perturbed_answers_without_error(client: TestClient) -> None:
+    from service.http.examples import LOSS_EXAMPLES
+
+    for name, example in LOSS_EXAMPLES.items():
+        body = {**example, "grad": True}
+        reference = client.post(f"/v1/losses/{name}", json=body).json()
+        variants = _perturbed(reference)
+        response = client.post("/v1/grade", json={**body, "loss": name, "submissions": variants})
+        assert response.status_code == 200, (name, response.text)
+        results = response.json()["results"]
+        assert results[0]["passed"], (name, results[0])
+        assert all(isinstance(r["score"], float) for r in results)

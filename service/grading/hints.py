@@ -8,16 +8,20 @@ only at a kink). Hints never quote reference values, so they are safe to pass to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from service.compute.engine import TORCH_INPUT_ERRORS
 from service.grading.compare import Array, all_close
 from service.grading.quantity import Quantity, value_of
 from service.grading.reference import Reference, as_array
 from service.grading.tolerances import Tolerance
+
+log = logging.getLogger("service.grading")
 
 INDEX_TARGET_LOSSES = ("cross_entropy", "nll_loss")
 # torch's binary_cross_entropy clamps each log at -100 and its gradient's denominator here.
@@ -41,7 +45,15 @@ def hints_for(reference: Reference, quantity: Quantity) -> list[Hint]:
     """Every hint the numbers support for a failed quantity (shapes agree)."""
     found = []
     for detector in DETECTORS:
-        hint = detector(reference, quantity)
+        try:
+            hint = detector(reference, quantity)
+        except TORCH_INPUT_ERRORS:
+            # A hint is an extra: inputs a detector did not foresee cost the hint, never the
+            # grade (the problem itself was computed, so the grade is always answered).
+            log.warning(
+                "hint %s failed on %s", detector.__name__, reference.spec_name, exc_info=True
+            )
+            continue
         if hint is not None:
             found.append(hint)
     return found
@@ -312,8 +324,9 @@ def _kink_mask(reference: Reference, name: str) -> tuple[np.ndarray, str] | None
             where = "a class score sits exactly at the margin"
         else:
             return None
-        mask = torch.broadcast_to(at_kink, shape) if at_kink.shape != shape else at_kink
-    return mask.numpy(), where
+    if at_kink.shape != shape:  # a broadcast input: its gradient sums over several kinks
+        return None
+    return at_kink.numpy(), where
 
 
 def _ctc_free_log_probs(reference: Reference, quantity: Quantity) -> Hint | None:
