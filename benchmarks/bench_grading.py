@@ -78,15 +78,18 @@ def submissions(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
     return out
 
 
-def timed(work: Callable[[], object], repeat: int) -> float:
-    """The median of ``repeat`` runs, in seconds (one warm-up run first)."""
-    work()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def timed(*works: Callable[[], object], repeat: int) -> list[float]:
+    """The median time of each work in seconds, runs interleaved (one warm-up each first) so
+    that a change in the machine's load affects all of them alike."""
+    for work in works:
         work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in works]
+    for _ in range(repeat):
+        for index, work in enumerate(works):
+            start = time.perf_counter()
+            work()
+            times[index].append(time.perf_counter() - start)
+    return [statistics.median(each) for each in times]
 
 
 def main() -> None:
@@ -122,9 +125,9 @@ def main() -> None:
             )
             assert response.status_code == 200
 
-        http_s = timed(grade_over_http, args.repeat)
-    in_process_s = timed(grade_in_process, args.repeat)
-    reference_s = timed(reference_alone, args.repeat)
+        http_s, in_process_s, reference_s = timed(
+            grade_over_http, grade_in_process, reference_alone, repeat=args.repeat
+        )
 
     items = []
     generator = torch.Generator().manual_seed(2)
@@ -145,13 +148,15 @@ def main() -> None:
         with gc_paused():
             evaluate_document(orjson.loads(batch), settings)
 
-    stacked_s = timed(evaluate_batch, args.repeat)
-    stackable = batched.STACKABLE
-    batched.STACKABLE = frozenset()
-    try:
-        one_by_one_s = timed(evaluate_batch, args.repeat)
-    finally:
-        batched.STACKABLE = stackable
+    def evaluate_one_by_one() -> None:
+        stackable = batched.STACKABLE
+        batched.STACKABLE = frozenset()
+        try:
+            evaluate_batch()
+        finally:
+            batched.STACKABLE = stackable
+
+    stacked_s, one_by_one_s = timed(evaluate_batch, evaluate_one_by_one, repeat=args.repeat)
 
     summary = answer["summary"]
     lines = [

@@ -127,3 +127,14 @@ def test_malformed_bodies_are_422(client: TestClient, body: bytes) -> None:
 
 def test_an_empty_list_has_no_results(client: TestClient) -> None:
     assert evaluate(client, []) == {"results": []}
+
+
+def test_stacks_split_into_chunks_stay_identical(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.compute import batched
+
+    items = _random_items("l1_loss", 8, (4,), True)
+    together = evaluate(client, items)["results"]
+    monkeypatch.setattr(batched, "STACK_ELEMENTS", 12)  # chunks of 3 items, the last of 2
+    assert evaluate(client, items)["results"] == together
