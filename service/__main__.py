@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
 
 from service.observability.multiprocess import reset_multiprocess_dir
-from service.settings import get_settings_or_exit
+from service.settings import get_settings, get_settings_or_exit
+
+WORKERS_VARIABLE = "LOSS_SERVICE_WORKERS"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +22,10 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=settings.workers, help=f"default: {settings.workers}"
     )
     args = parser.parse_args(argv)
+    # Each worker process reads its settings from the environment; the torch threads it takes
+    # (cores / workers) must count the workers asked for here, not the default of one.
+    os.environ[WORKERS_VARIABLE] = str(args.workers)
+    get_settings.cache_clear()  # a single worker runs in this process, with these settings
     reset_multiprocess_dir()
     uvicorn.run(
         "service.main:app",
