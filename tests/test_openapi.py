@@ -40,3 +40,33 @@ def test_every_loss_has_its_own_documented_request_schema(client: TestClient) ->
             assert spec_input["name"] in schema["properties"]
         params_ref = schema["properties"]["params"]["$ref"].rsplit("/", 1)[1]
         assert set(schemas[params_ref]["properties"]) == {p["name"] for p in loss["params"]}
+
+
+def test_every_error_response_is_a_declared_problem(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status[0] in "45":
+                    content = response["content"]
+                    assert list(content) == ["application/problem+json"], (method, path, status)
+                    schema = content["application/problem+json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_loss_examples_in_the_document_are_what_the_service_answers(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    checked = 0
+    for path, operations in document["paths"].items():
+        operation = operations.get("post")
+        if operation is None or not path.startswith(("/v1/losses/", "/v1/information")):
+            continue
+        if "{" in path:
+            path = path.replace("{name}", "MSELoss")
+        request = operation["requestBody"]["content"]["application/json"]["example"]
+        response = operation["responses"]["200"]["content"]["application/json"]["example"]
+        answer = client.post(path, json={**request, "device": "cpu"})
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.json() == response, path
+        checked += 1
+    assert checked >= 23

@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from service.http.loss_models import all_request_models
+from service.http.problems import PROBLEM_MEDIA_TYPE
+from service.http.schemas import Problem
+from service.tensors.wirejson import dumps, loads
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -19,7 +22,70 @@ def extra_models() -> list[type[BaseModel]]:
     from service.http.grading_models import request_models
     from service.http.routes.information import InformationRequest
 
-    return [*all_request_models(), InformationRequest, *request_models()]
+    return [*all_request_models(), InformationRequest, *request_models(), Problem]
+
+
+def _declare_problem_bodies(document: dict[str, Any]) -> None:
+    """Every error response is a problem+json body with the Problem schema."""
+    content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF_TEMPLATE.format(model="Problem")}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = content
+
+
+def _real_examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Operation id -> (request example, the response the service gives to it)."""
+    from service.http.examples import LOSS_EXAMPLES
+    from service.http.loss_requests import compute
+    from service.http.routes.information import EXAMPLE, information_answer
+    from service.losses.registry import resolve
+    from service.settings import Settings
+
+    settings = Settings()
+    examples: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for name, example in LOSS_EXAMPLES.items():
+        # On the CPU, so that the document is the same on hosts with and without a GPU.
+        request = {**example, "device": "cpu"}
+        examples[f"compute_{name}"] = (
+            example,
+            loads(dumps(compute(resolve(name), request, settings))),
+        )
+    alias_example = {**LOSS_EXAMPLES["mse_loss"], "device": "cpu"}
+    examples["compute_loss_by_name"] = (
+        alias_example,
+        loads(dumps(compute(resolve("MSELoss"), alias_example, settings))),
+    )
+    from service.http.routes.losses import describe
+
+    mse = describe(resolve("mse_loss")).model_dump(mode="json")
+    examples["describe_loss"] = ({}, mse)
+    examples["list_losses"] = ({}, {"losses": [mse], "aliases": {"MSELoss": "mse_loss"}})
+    examples["healthz"] = ({}, {"status": "ok"})
+    examples["readyz"] = ({}, {"status": "ready"})
+    info_request = {**EXAMPLE, "device": "cpu"}
+    examples["information_measures"] = (
+        EXAMPLE,
+        loads(dumps(information_answer(info_request, settings))),
+    )
+    return examples
+
+
+def _add_examples(document: dict[str, Any]) -> None:
+    examples = _real_examples()
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            pair = examples.get(operation.get("operationId", ""))
+            if pair is None:
+                continue
+            request, response = pair
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                body.setdefault("example", request)
+            ok = operation.get("responses", {}).get("200", {}).get("content", {})
+            if "application/json" in ok:
+                ok["application/json"]["example"] = response
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -37,6 +103,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in extra.get("$defs", {}).items():
         schemas.setdefault(name, schema)
+    _declare_problem_bodies(document)
+    _add_examples(document)
     return document
 
 

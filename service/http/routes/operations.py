@@ -61,7 +61,36 @@ def readyz(request: Request) -> Response:
     return Response(body, status_code=200 if ready else 503, media_type="application/json")
 
 
-@router.get("/v1/info", operation_id="service_info", summary="Versions, devices and limits")
+INFO_EXAMPLE = {
+    "service": "loss-service",
+    "version": "0.1.0",
+    "python": "3.11.7",
+    "torch": "2.13.0+cu128",
+    "numpy": "2.4.6",
+    "cuda_available": True,
+    "cuda_version": "12.8",
+    "devices": [
+        {"name": "cpu", "type": "cpu"},
+        {"name": "cuda:0", "type": "cuda", "model": "NVIDIA H100", "memory_bytes": 85520809984},
+    ],
+    "default_device": "cuda:0",
+    "torch_threads": 8,
+    "losses": 22,
+    "limits": {
+        "max_body_bytes": 67108864,
+        "max_tensor_elements": 16000000,
+        "max_nesting_depth": 32,
+        "compute_timeout_s": 60.0,
+    },
+}
+
+
+@router.get(
+    "/v1/info",
+    operation_id="service_info",
+    summary="Versions, devices and limits",
+    responses={200: {"content": {"application/json": {"example": INFO_EXAMPLE}}}},
+)
 def info(request: Request) -> ServiceInfo:
     settings = context(request).settings
     cuda = torch.cuda.is_available()
