@@ -69,7 +69,9 @@ class RunningJob:
     process: subprocess.Popen[str]
     started: float = field(default_factory=time.monotonic)
     cancel_requested: bool = False
-    finished: threading.Event = field(default_factory=threading.Event)
+    started_up: bool = False  # the worker has imported torch and listens to stdin
+    finished: threading.Event = field(default_factory=threading.Event)  # the process is gone
+    settled: threading.Event = field(default_factory=threading.Event)  # the record is final
     terminal_seen: bool = False
 
 
@@ -262,8 +264,10 @@ class JobManager:
             while self.get(job_id)["status"] not in TERMINAL and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             return self.get(job_id)
-        await asyncio.to_thread(job.finished.wait, CANCEL_GRACE_S)
-        if not job.finished.is_set():
+        # The record is final as soon as the worker reports it stopped (within one step);
+        # the process itself may take a moment longer to exit.
+        await asyncio.to_thread(job.settled.wait, CANCEL_GRACE_S)
+        if not job.settled.is_set():
             log.warning("job %s ignored cancel for %.0fs; killing it", job_id, CANCEL_GRACE_S)
             job.process.kill()
             await asyncio.to_thread(job.finished.wait, CANCEL_GRACE_S)
@@ -338,6 +342,11 @@ class JobManager:
         reader.start()
 
     def _send_cancel(self, job: RunningJob) -> None:
+        if not job.started_up:
+            # Still importing torch: nothing to save and nobody reading stdin yet; stop it now.
+            with contextlib.suppress(OSError):
+                job.process.kill()
+            return
         with contextlib.suppress(OSError, ValueError):
             assert job.process.stdin is not None
             job.process.stdin.write("cancel\n")
@@ -371,6 +380,7 @@ class JobManager:
                 self._running.pop(job.job_id, None)
                 with contextlib.suppress(ValueError):
                     self._readers.remove(threading.current_thread())
+            job.settled.set()
             job.finished.set()
             self.dispatch()
 
@@ -381,6 +391,7 @@ class JobManager:
             if record is None or record["status"] in TERMINAL:
                 return
             if kind == "started":
+                job.started_up = True
                 record["device"] = message.get("device")
                 record["timings"]["worker_start_s"] = time.monotonic() - job.started
                 self._save(record)
@@ -410,6 +421,7 @@ class JobManager:
                 self._save(record, "epoch", message)
             elif kind in TERMINAL:
                 job.terminal_seen = True
+                job.settled.set()
                 record["timings"].update(message.get("timings") or {})
                 if kind == "succeeded":
                     model = message["model"]

@@ -198,3 +198,14 @@ def test_missing_dataset_fails_with_advice(make_client: Callable[..., Any]) -> N
     assert job["error"]["reason"] == "dataset_unavailable"
     assert "train-images-idx3-ubyte.gz" in job["error"]["message"]
     assert "LOSS_SERVICE_DATA_DIR" in job["error"]["message"]
+
+
+def test_cancel_while_the_worker_starts(jobs_client: Callable[..., Any]) -> None:
+    client = jobs_client()
+    job = client.post("/v1/jobs/mnist", json=LONG).json()
+    started = time.monotonic()
+    response = client.delete(f"/v1/jobs/{job['id']}")
+    assert response.json()["status"] == "cancelled"
+    assert time.monotonic() - started < 1.0
+    after = client.post("/v1/jobs/mnist", json=QUICK).json()  # the slot is free again
+    assert wait_for_job(client, after["id"], {"succeeded"})["status"] == "succeeded"
