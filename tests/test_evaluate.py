@@ -138,3 +138,19 @@ def test_stacks_split_into_chunks_stay_identical(
     together = evaluate(client, items)["results"]
     monkeypatch.setattr(batched, "STACK_ELEMENTS", 12)  # chunks of 3 items, the last of 2
     assert evaluate(client, items)["results"] == together
+
+
+def test_items_with_a_weight_are_answered_as_on_their_own(client: TestClient) -> None:
+    weighted = {
+        "loss": "mse_loss",
+        "input": [1.0, 2.0],
+        "target": [0.0, 0.0],
+        "params": {"reduction": "none", "weight": [1.0, 2.0]},
+        "grad": True,
+    }
+    alone = client.post(
+        "/v1/losses/mse_loss", json={k: v for k, v in weighted.items() if k != "loss"}
+    ).json()
+    response = client.post("/v1/evaluate", json={"requests": [weighted, weighted]})
+    assert response.status_code == 200
+    assert response.json()["results"] == [alone, alone]

@@ -16,9 +16,16 @@ from typing import Any
 import torch
 
 from service.compute.devices import resolve_device
-from service.compute.engine import LossCall, LossResult, _run, as_role, evaluate, resolve_grad
-from service.errors import Loc, PayloadTooLarge, ServiceError
-from service.tensors.codec import ElementBudget, decode_tensor
+from service.compute.engine import (
+    LossCall,
+    LossResult,
+    decode_call,
+    evaluate,
+    resolve_grad,
+    run_loss,
+)
+from service.errors import PayloadTooLarge, ServiceError
+from service.tensors.codec import ElementBudget
 
 STACKABLE = frozenset({"l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss"})
 # Stacks stay below torch's parallel grain size (at::internal::GRAIN_SIZE): one stacked call
@@ -30,21 +37,8 @@ Outcome = LossResult | ServiceError
 
 def decode_inputs(call: LossCall, budget: ElementBudget) -> dict[str, torch.Tensor]:
     """The inputs and tensor params, decoded on the CPU in the dtype of their role."""
-    spec, dtype = call.spec, call.dtype.torch
-    tensors: dict[str, torch.Tensor] = {}
-    for name, value in call.inputs.items():
-        loc: Loc = ("body", name)
-        tensors[name] = as_role(
-            decode_tensor(value, loc, dtype, budget), spec.input(name).role, dtype, loc
-        )
-    for param in spec.params:
-        value = call.params.get(param.name)
-        if param.kind == "tensor" and value is not None:
-            loc = ("body", "params", param.name)
-            tensors[param.name] = as_role(
-                decode_tensor(value, loc, dtype, budget), "float", dtype, loc
-            )
-    return tensors
+    tensors, params = decode_call(call, budget)
+    return tensors | {name: v for name, v in params.items() if isinstance(v, torch.Tensor)}
 
 
 def evaluate_all(calls: Sequence[LossCall | ServiceError], budget: ElementBudget) -> list[Outcome]:
@@ -77,14 +71,18 @@ def _stackable(call: LossCall) -> bool:
     return (
         call.spec.name in STACKABLE
         and call.params.get("reduction") == "none"
+        # A tensor param (weight) is per item: such items are computed one by one.
+        and not any(
+            p.kind == "tensor" and call.params.get(p.name) is not None for p in call.spec.params
+        )
         and resolve_device(call.device).type == "cpu"
     )
 
 
 def _prepare(call: LossCall, budget: ElementBudget) -> tuple[dict[str, torch.Tensor], list[str]]:
-    tensors = decode_inputs(call, budget)
+    tensors, params = decode_call(call, budget)
     if call.spec.check is not None:
-        call.spec.check(tensors, call.params)
+        call.spec.check(tensors, params)
     return tensors, resolve_grad(call.spec, call.grad, tensors)
 
 
@@ -111,7 +109,7 @@ def _evaluate_group(
             name: torch.stack([tensors[name] for _, tensors, _ in members])
             for name in members[0][1]
         }
-        outcome = _guarded(partial(_run, spec, stacked, params, members[0][2], dtype, "cpu"))
+        outcome = _guarded(partial(run_loss, spec, stacked, params, members[0][2], dtype, "cpu"))
         if isinstance(outcome, LossResult):
             return [
                 (
@@ -126,7 +124,7 @@ def _evaluate_group(
                 for row, (index, _, _) in enumerate(members)
             ]
     return [
-        (index, _guarded(partial(_run, spec, tensors, params, grads, dtype, "cpu")))
+        (index, _guarded(partial(run_loss, spec, tensors, params, grads, dtype, "cpu")))
         for index, tensors, grads in members
     ]
 

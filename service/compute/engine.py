@@ -40,16 +40,12 @@ class LossResult:
     device: str
 
 
-def evaluate(call: LossCall, budget: ElementBudget) -> LossResult:
-    spec = call.spec
-    for spec_input in spec.inputs:
-        # The request model lets null through for a required tensor; torch would crash on None.
-        if spec_input.required and spec_input.name not in call.inputs:
-            raise InvalidInput.at(
-                ("body", spec_input.name), "required: a tensor, not null", "missing"
-            )
-    device = resolve_device(call.device)
-    float_dtype = call.dtype.torch
+def decode_call(
+    call: LossCall, budget: ElementBudget
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The call's inputs, and its params with tensor params decoded, on the CPU in the dtype
+    of their role."""
+    spec, float_dtype = call.spec, call.dtype.torch
     tensors = {
         name: as_role(
             decode_tensor(value, ("body", name), float_dtype, budget),
@@ -69,6 +65,13 @@ def evaluate(call: LossCall, budget: ElementBudget) -> LossResult:
                 float_dtype,
                 loc,
             )
+    return tensors, params
+
+
+def evaluate(call: LossCall, budget: ElementBudget) -> LossResult:
+    spec = call.spec
+    device = resolve_device(call.device)
+    tensors, params = decode_call(call, budget)
     if spec.check is not None:
         spec.check(tensors, params)
     grad_names = resolve_grad(spec, call.grad, tensors)
@@ -78,10 +81,10 @@ def evaluate(call: LossCall, budget: ElementBudget) -> LossResult:
             name: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
             for name, v in params.items()
         }
-    return _run(spec, tensors, params, grad_names, call.dtype.name, str(device))
+    return run_loss(spec, tensors, params, grad_names, call.dtype.name, str(device))
 
 
-def _run(
+def run_loss(
     spec: LossSpec,
     tensors: dict[str, torch.Tensor],
     params: dict[str, Any],
@@ -89,6 +92,7 @@ def _run(
     dtype: str,
     device: str,
 ) -> LossResult:
+    """Call the loss on decoded, checked tensors already on their device; differentiate."""
     leaves = [tensors[name].requires_grad_(True) for name in grad_names]
     try:
         with torch.set_grad_enabled(bool(leaves)):
