@@ -44,11 +44,6 @@ def test_malformed_json(api: TestClient, content: bytes) -> None:
     assert_problem(post_raw(api, "/v1/losses/mse_loss", content), 422, ["body"], says="JSON")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/http/loss_requests.py raises MalformedBody without errors[] for a non-object "
-    "body (reported to the owner of service/http)",
-)
 @pytest.mark.parametrize("content", [b"[1, 2]", b"null", b'"x"', b"3"])
 def test_non_object_body_names_the_body(api: TestClient, content: bytes) -> None:
     assert_problem(post_raw(api, "/v1/losses/mse_loss", content), 422, ["body"])
@@ -347,3 +342,24 @@ def test_grad_of_the_wrong_type(api: TestClient, grad: Any) -> None:
     body = {"input": [1.0], "target": [2.0], "grad": grad}
     problem = assert_problem(post(api, "/v1/losses/mse_loss", body), 422)
     assert all(e["loc"][:2] == ["body", "grad"] for e in problem["errors"]), problem
+
+
+@pytest.mark.parametrize("grad", [1, 0, "true", [1], {"input": True}, None])
+def test_grad_must_be_a_boolean_or_names(api: TestClient, grad: Any) -> None:
+    body = {"input": [1.0], "target": [2.0], "grad": grad}
+    assert_problem(post(api, "/v1/losses/mse_loss", body), 422, ["body", "grad"], says="list")
+
+
+def test_torch_shape_errors_name_the_body(api: TestClient) -> None:
+    body = {"input": [1.0, 2.0], "target": [1.0, 2.0, 3.0]}
+    assert_problem(post(api, "/v1/losses/mse_loss", body), 422, ["body"], says="rejected")
+
+
+def test_unbatched_ctc_targets_are_concatenated_labels(api: TestClient) -> None:
+    body = {
+        "log_probs": {"shape": [6, 4], "data": [-1.3863] * 24},
+        "targets": [1, 2, 3],
+        "input_lengths": 6,
+        "target_lengths": 2,
+    }
+    assert_problem(post(api, "/v1/losses/ctc_loss", body), 422, ["body", "target_lengths"])

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from service.compute.devices import resolve_device
-from service.errors import InvalidInput, Loc
+from service.errors import FieldError, InvalidInput, Loc
 from service.losses.catalogue import LossSpec, Role
 from service.tensors.codec import ElementBudget, decode_tensor
 from service.tensors.dtypes import WireDType
@@ -46,6 +46,12 @@ def decode_call(
     """The call's inputs, and its params with tensor params decoded, on the CPU in the dtype
     of their role."""
     spec, float_dtype = call.spec, call.dtype.torch
+    for spec_input in spec.inputs:
+        # The request model lets null through for a required tensor; torch would crash on None.
+        if spec_input.required and spec_input.name not in call.inputs:
+            raise InvalidInput.at(
+                ("body", spec_input.name), "required: a tensor, not null", "missing"
+            )
     tensors = {
         name: as_role(
             decode_tensor(value, ("body", name), float_dtype, budget),
@@ -102,9 +108,9 @@ def run_loss(
                 total = loss if loss.dim() == 0 else loss.sum()
                 grads = torch.autograd.grad(total, leaves, allow_unused=True)
     except TORCH_INPUT_ERRORS as exc:
+        message = f"{spec.source} rejected the inputs: {_first_line(exc)}"
         raise InvalidInput(
-            f"{spec.source} rejected the inputs: {_first_line(exc)}",
-            extra={"loss": spec.name},
+            message, (FieldError(("body",), message, "torch_error"),), extra={"loss": spec.name}
         ) from exc
     return LossResult(
         loss=loss.detach(),

@@ -23,7 +23,9 @@ from service.tensors.wirejson import loads
 
 def evaluate_document(document: Any, settings: Settings) -> dict[str, Any]:
     if not isinstance(document, dict) or set(document) != {"requests"}:
-        raise MalformedBody('the body must be a JSON object {"requests": [loss requests]}')
+        raise MalformedBody.at(
+            ("body",), 'must be a JSON object {"requests": [loss requests]}', "dict_type"
+        )
     items = document["requests"]
     if not isinstance(items, list):
         raise InvalidInput.at(("body", "requests"), "must be a list of loss requests")

@@ -39,7 +39,11 @@ class GradeOptions(BaseModel):
 
 def grade_document(document: Any, settings: Settings) -> dict[str, Any]:
     if not isinstance(document, dict):
-        raise MalformedBody("the body must be a JSON object: a loss request plus a submission")
+        raise MalformedBody.at(
+            ("body",),
+            "must be a JSON object: a loss request plus a submission",
+            "dict_type",
+        )
     try:
         options = GradeOptions.model_validate(document)
     except ValidationError as exc:

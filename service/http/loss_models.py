@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic_core import PydanticCustomError
 
 from service.compute.devices import DEVICE_PATTERN
 from service.http.schemas import Encoding, WireTensor
@@ -40,6 +41,19 @@ def _param_field(param: ParamSpec) -> Any:
     )
 
 
+def _grad_choice(value: Any) -> Any:
+    # Checked before the union, so a wrong type is one error at "grad" (not one per union
+    # member), and 1 or "true" is not taken for true.
+    if isinstance(value, bool) or (
+        isinstance(value, list) and all(isinstance(name, str) for name in value)
+    ):
+        return value
+    raise PydanticCustomError("grad_type", "must be false, true or a list of input names")
+
+
+GradChoice = Annotated[bool | list[str], BeforeValidator(_grad_choice)]
+
+
 class _Strict(BaseModel):
     # strict: 1.5 is not an int, "1" is not a number, 1 is not a boolean; ints are floats.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -50,7 +64,7 @@ class LossRequestBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grad: bool | list[str] = Field(
+    grad: GradChoice = Field(
         False,
         description="false: no gradients; true: every differentiable input given; or a list "
         "of input names.",
@@ -91,7 +105,7 @@ def request_model(spec: LossSpec) -> type[BaseModel]:
             f"({', '.join(spec.differentiable)}); or a list of them.",
         }
         fields["grad"] = (
-            Annotated[bool | list[str], WithJsonSchema(schema)],
+            Annotated[GradChoice, WithJsonSchema(schema)],
             Field(False),
         )
     return create_model(

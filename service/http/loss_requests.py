@@ -27,7 +27,11 @@ def new_budget(settings: Settings) -> ElementBudget:
 def parse_loss_call(spec: LossSpec, document: Any, prefix: Loc = ("body",)) -> LossCall:
     """Validate the envelope of a loss request (tensors stay on the wire until computed)."""
     if not isinstance(document, dict):
-        raise MalformedBody("the body must be a JSON object with the loss's inputs and params")
+        raise MalformedBody.at(
+            ("body",),
+            "must be a JSON object with the loss's inputs and params",
+            "dict_type",
+        )
     params = document.get("params")
     if isinstance(params, dict):
         for name in DEPRECATED_PARAMS & params.keys():

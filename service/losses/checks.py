@@ -105,7 +105,8 @@ def ctc_indices(tensors: Tensors, params: Params) -> None:
         )
     require_in_range("targets", targets, 0, classes, "label")
     require_in_range("input_lengths", input_lengths, 0, steps + 1, "input length")
-    if targets.dim() == 2 or (log_probs.dim() == 2 and targets.dim() == 1):
+    # Padded (N, S) targets; 1-D targets, batched or not, are the labels concatenated.
+    if targets.dim() == 2:
         longest = int(targets.shape[-1])
         require_in_range("target_lengths", target_lengths, 0, longest + 1, "target length")
     else:

@@ -84,7 +84,7 @@ def _payload(result: InformationResult, request: InformationRequest) -> dict[str
 
 def information_answer(document: Any, budget_settings: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
-        raise MalformedBody("the body must be a JSON object with p (and q)")
+        raise MalformedBody.at(("body",), "must be a JSON object with p (and q)", "dict_type")
     try:
         request = InformationRequest.model_validate(document)
     except ValidationError as exc:
