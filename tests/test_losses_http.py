@@ -1,6 +1,6 @@
 """POST /v1/losses/{name} end to end: the seed article's examples, aliases, gradients asked for.
 
-The seed examples are the ones in docs/seed-examples.md (and the README): each must equal
+The seed examples are the ones in the README: each must equal
 torch exactly and round to the number in the errata table of /work/shared/seed/SEED.md.
 """
 
