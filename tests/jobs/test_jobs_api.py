@@ -169,7 +169,7 @@ def test_cancel_running_and_queued_and_queue_limit(jobs_client: Callable[..., An
     assert response.status_code == 200
     job = response.json()
     assert job["status"] == "cancelled" and job["error"] is None
-    assert elapsed < 2.0
+    assert elapsed < 5.0  # one training step, plus a busy CI machine
     assert job["progress"]["global_step"] < job["progress"]["total_steps"]
     # Idempotent
     assert client.delete(f"/v1/jobs/{first['id']}").json()["status"] == "cancelled"
@@ -206,6 +206,6 @@ def test_cancel_while_the_worker_starts(jobs_client: Callable[..., Any]) -> None
     started = time.monotonic()
     response = client.delete(f"/v1/jobs/{job['id']}")
     assert response.json()["status"] == "cancelled"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0
     after = client.post("/v1/jobs/mnist", json=QUICK).json()  # the slot is free again
     assert wait_for_job(client, after["id"], {"succeeded"})["status"] == "succeeded"
