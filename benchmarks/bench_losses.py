@@ -19,7 +19,7 @@ each beside a run of the floor, then under concurrent load with ``wrk``'s latenc
 while a probe times small requests beside them. Last, the CPU of a small request is split by
 layer in this process.
 
-    python benchmarks/bench_losses.py            # about 7 minutes
+    python benchmarks/bench_losses.py            # about 5 minutes
     python benchmarks/bench_losses.py --quick    # about 3 minutes
 
 Needs ``wrk`` (``apt-get install wrk``).
