@@ -20,7 +20,7 @@ while a probe times small requests beside them. Last, the CPU of a small request
 layer in this process.
 
     python benchmarks/bench_losses.py            # about 5 minutes
-    python benchmarks/bench_losses.py --quick    # about 3 minutes
+    python benchmarks/bench_losses.py --quick    # about 2 minutes
 
 Needs ``wrk`` (``apt-get install wrk``).
 """
@@ -563,7 +563,7 @@ LAYERS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about 2 minutes)")
     parser.add_argument("--port", type=int, default=8871, help="loopback port the servers use")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
