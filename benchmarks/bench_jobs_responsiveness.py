@@ -7,10 +7,10 @@ the seed article's 3-element example, with gradients) are driven by ``wrk`` (1 t
 Fashion-MNIST job (seed recipe, enough epochs to outlast the measurement) trains. The job's own
 speed (samples/s) is read from its record at the end of the window, then it is cancelled.
 
-- service defaults: the job in its own process with 1 torch thread at nice 10;
-- naive: the job with 2 torch threads (all cores) at nice 0.
+The job's process runs with 1 or 2 torch threads (``LOSS_SERVICE_JOB_TORCH_THREADS``) at nice
+10 or 0 (``LOSS_SERVICE_JOB_NICE``).
 
-    python benchmarks/bench_jobs_responsiveness.py          # about 1.5 minutes
+    python benchmarks/bench_jobs_responsiveness.py          # about 2 minutes
 
 Needs ``wrk`` (``apt-get install wrk``) and ``apt-get install dataset-fashion-mnist``.
 """
@@ -84,14 +84,9 @@ def wrk(url: str, seconds: float, scratch: Path) -> dict[str, float]:
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 SETUPS = {
-    "service defaults (1 thread, nice 10)": {
-        "LOSS_SERVICE_JOB_TORCH_THREADS": "1",
-        "LOSS_SERVICE_JOB_NICE": "10",
-    },
-    "naive (2 threads, nice 0)": {
-        "LOSS_SERVICE_JOB_TORCH_THREADS": "2",
-        "LOSS_SERVICE_JOB_NICE": "0",
-    },
+    "1 thread, nice 10": {"LOSS_SERVICE_JOB_TORCH_THREADS": "1", "LOSS_SERVICE_JOB_NICE": "10"},
+    "2 threads, nice 10": {"LOSS_SERVICE_JOB_TORCH_THREADS": "2", "LOSS_SERVICE_JOB_NICE": "10"},
+    "2 threads, nice 0": {"LOSS_SERVICE_JOB_TORCH_THREADS": "2", "LOSS_SERVICE_JOB_NICE": "0"},
 }
 
 
