@@ -16,7 +16,7 @@ machine) are training only (the test-set evaluation after
 each epoch is timed apart). Then a per-step breakdown of both, and the compute floor:
 forward + backward + optimizer step on one batch already in memory, times the steps of an epoch.
 
-    apt-get install -y dataset-fashion-mnist && pip install pillow
+    apt-get install -y dataset-fashion-mnist && pip install -e ".[bench]"   # Pillow
     python benchmarks/bench_training.py                 # both datasets, about 6 minutes
     python benchmarks/bench_training.py --quick         # 1 epoch each, about 1.5 minutes
 
@@ -57,7 +57,7 @@ from service.jobs.training import LOSSES, Net, TrainingHooks, normalise, train  
 try:
     from PIL import Image
 except ImportError:  # pragma: no cover
-    sys.exit("the seed pipeline needs Pillow: pip install pillow")
+    sys.exit("the seed pipeline needs Pillow: pip install -e '.[bench]'")
 
 MEAN, STD = 0.1307, 0.3081
 FASHION = Path("/usr/share/datasets/fashion-mnist")
