@@ -11,9 +11,10 @@ import torch
 from fastapi import FastAPI
 
 from service import __version__
-from service.http.auth import API_KEY, UNAUTHORIZED
+from service.http.auth import UNAUTHORIZED, ApiKeyGate
 from service.http.context import AppContext
 from service.http.limits import BodySizeLimit
+from service.http.loss_fast_path import LossFastPath
 from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
@@ -77,7 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(operations.router)
     for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
-        app.include_router(router, dependencies=API_KEY, responses=UNAUTHORIZED)
+        app.include_router(router, responses=UNAUTHORIZED)
+    # Middleware added first runs innermost: requests meet the request id and metrics, then
+    # the body limit, then the API key, then the loss fast path, then FastAPI's router.
+    app.add_middleware(LossFastPath)
+    if settings.api_keys:
+        app.add_middleware(ApiKeyGate, keys=settings.api_keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_observability(app, settings)
     install_openapi(app)

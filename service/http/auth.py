@@ -1,47 +1,73 @@
-"""Optional API keys: with ``LOSS_SERVICE_API_KEYS`` set, /v1 routers require a Bearer key."""
+"""Optional API keys: with ``LOSS_SERVICE_API_KEYS`` set, every /v1 path but ``/v1/info``
+requires ``Authorization: Bearer <key>``; operations endpoints and the docs stay open."""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import Unauthorized
-from service.http.context import context
+from service.http.problems import render
 from service.http.schemas import Problem
 
-bearer = HTTPBearer(
-    auto_error=False,
-    description="Required when the service is configured with API keys (LOSS_SERVICE_API_KEYS).",
-)
-
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {
-        "model": Problem,
-        "description": "A valid API key is required.",
-        "content": {"application/problem+json": {}},
+OPEN_PATHS = frozenset({"/v1/info"})
+SECURITY_SCHEME = "HTTPBearer"
+SECURITY_SCHEMES = {
+    SECURITY_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Required when the service is configured with API keys "
+        "(LOSS_SERVICE_API_KEYS).",
     }
 }
 
+# Declared on every protected router, for the OpenAPI document.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "A valid API key is required."}
+}
 
-async def require_api_key(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    keys = context(request).settings.api_keys
-    if not keys:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    given = credentials.credentials.encode()
-    # Compare with every key, in constant time, so timing does not tell how much matched.
-    if not any([hmac.compare_digest(given, key.encode()) for key in keys]):
-        raise _unauthorized("the API key is not valid")
+
+class ApiKeyGate:
+    """Pure ASGI middleware that checks the key before anything else runs.
+
+    Installed only when keys are configured, so a service without keys pays nothing.
+    """
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/v1/") and path not in OPEN_PATHS:
+            error = self._check(scope)
+            if error is not None:
+                await render(error, path)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _check(self, scope: Scope) -> Unauthorized | None:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, given = header.partition(b" ")
+        given = given.strip()
+        if scheme.lower() != b"bearer" or not given:
+            return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
+        # Compare with every key, in constant time, so timing does not tell how much matched.
+        if not any([hmac.compare_digest(given, key) for key in self.keys]):
+            return _unauthorized("the API key is not valid")
+        return None
 
 
 def _unauthorized(detail: str) -> Unauthorized:
     return Unauthorized(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-API_KEY = [Depends(require_api_key)]
+def declare_security(document: dict[str, Any]) -> None:
+    """The Bearer scheme on every operation that documents a 401."""
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{SECURITY_SCHEME: []}]

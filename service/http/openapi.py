@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from service.http.auth import declare_security
 from service.http.loss_models import all_request_models
 from service.http.problems import PROBLEM_MEDIA_TYPE
 from service.http.schemas import Problem
@@ -104,6 +105,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name, schema in extra.get("$defs", {}).items():
         schemas.setdefault(name, schema)
     _declare_problem_bodies(document)
+    declare_security(document)
     _add_examples(document)
     return document
 
