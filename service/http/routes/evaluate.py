@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.http.context import LARGE_BODY_BYTES, context
 from service.http.evaluate_requests import evaluate_document
 from service.http.grading_models import EvaluateRequest, EvaluateResponse, request_body
+from service.http.json_answer import answer_json
 from service.http.routes.losses import ERROR_RESPONSES
-from service.tensors.wirejson import dumps, gc_paused, loads
 
 router = APIRouter(prefix="/v1", tags=["losses"])
 
@@ -36,11 +33,4 @@ EXAMPLE = {
     openapi_extra=request_body(EvaluateRequest, EXAMPLE),
 )
 async def evaluate(request: Request) -> Response:
-    ctx = context(request)
-    body = await request.body()
-
-    def work() -> bytes:
-        with gc_paused() if len(body) > LARGE_BODY_BYTES else nullcontext():
-            return dumps(evaluate_document(loads(body), ctx.settings))
-
-    return Response(await ctx.offloader.run(work, len(body)), media_type="application/json")
+    return await answer_json(request, evaluate_document)

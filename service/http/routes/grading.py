@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.http.context import LARGE_BODY_BYTES, context
 from service.http.grading_models import GradeManyResponse, GradeRequest, GradeResponse, request_body
 from service.http.grading_requests import grade_document
+from service.http.json_answer import answer_json
 from service.http.routes.losses import ERROR_RESPONSES
 from service.http.schemas import Problem
-from service.tensors.wirejson import dumps, gc_paused, loads
 
 router = APIRouter(prefix="/v1", tags=["grading"])
 
@@ -39,11 +36,4 @@ EXAMPLE = {
     openapi_extra=request_body(GradeRequest, EXAMPLE),
 )
 async def grade(request: Request) -> Response:
-    ctx = context(request)
-    body = await request.body()
-
-    def work() -> bytes:
-        with gc_paused() if len(body) > LARGE_BODY_BYTES else nullcontext():
-            return dumps(grade_document(loads(body), ctx.settings))
-
-    return Response(await ctx.offloader.run(work, len(body)), media_type="application/json")
+    return await answer_json(request, grade_document)

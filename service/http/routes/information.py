@@ -11,14 +11,13 @@ from starlette.responses import Response
 from service.compute.devices import DEVICE_PATTERN
 from service.compute.information import InformationCall, InformationResult, measure
 from service.errors import MalformedBody
-from service.http.context import context
+from service.http.json_answer import answer_json
 from service.http.loss_requests import new_budget
 from service.http.problems import from_pydantic
 from service.http.routes.losses import ERROR_RESPONSES
 from service.http.schemas import Encoding, WireTensor
 from service.tensors.codec import encode_scalar, encode_tensor
 from service.tensors.dtypes import FloatDTypeName, float_dtype
-from service.tensors.wirejson import dumps, loads
 
 router = APIRouter(prefix="/v1", tags=["information"])
 
@@ -121,10 +120,4 @@ def information_answer(document: Any, budget_settings: Any) -> dict[str, Any]:
     },
 )
 async def information(request: Request) -> Response:
-    ctx = context(request)
-    body = await request.body()
-
-    def work() -> bytes:
-        return dumps(information_answer(loads(body), ctx.settings))
-
-    return Response(await ctx.offloader.run(work, len(body)), media_type="application/json")
+    return await answer_json(request, information_answer)

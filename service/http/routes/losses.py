@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from service.http.context import LARGE_BODY_BYTES, context
+from service.http.json_answer import answer_json
 from service.http.loss_models import request_model
 from service.http.loss_requests import compute
 from service.http.schemas import (
@@ -23,7 +23,6 @@ from service.http.schemas import (
 from service.losses.catalogue import ROLE_TEXT, LossSpec
 from service.losses.registry import catalogue, resolve
 from service.observability.metrics import record_loss_evaluation
-from service.tensors.wirejson import dumps, gc_paused, loads
 
 router = APIRouter(prefix="/v1/losses", tags=["losses"])
 
@@ -93,16 +92,9 @@ def describe_loss(name: str) -> LossDescription:
 
 
 async def compute_loss(request: Request, spec: LossSpec) -> Response:
-    ctx = context(request)
-    body = await request.body()
-
-    def work() -> bytes:
-        with gc_paused() if len(body) > LARGE_BODY_BYTES else nullcontext():
-            return dumps(compute(spec, loads(body), ctx.settings))
-
-    content = await ctx.offloader.run(work, len(body))
+    response = await answer_json(request, partial(compute, spec))
     record_loss_evaluation(spec.name)
-    return Response(content, media_type="application/json")
+    return response
 
 
 def _request_body(schema_ref: dict[str, Any], example: dict[str, Any] | None) -> dict[str, Any]:
