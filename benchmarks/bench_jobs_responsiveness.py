@@ -31,55 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from wrk_load import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # The seed article's MSE example, with gradients: a small loss request.
 SMALL_PATH = "/v1/losses/mse_loss"
 SMALL_BODY = b'{"input": [1.5, 2.0, 3.2], "target": [1.0, 2.5, 2.8], "grad": true}'
-WRK_SCRIPT = """\
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
-wrk.body = f:read("*a")
-f:close()
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,' ..
-    '"p50_us":%d,"p99_us":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
 
 
 def wrk(url: str, seconds: float, scratch: Path) -> dict[str, float]:
     """Requests per second and latency of small loss requests (wrk, 1 thread, 8 connections)."""
-    body, lua = scratch / "body.json", scratch / "post.lua"
-    body.write_bytes(SMALL_BODY)
-    lua.write_text(WRK_SCRIPT)
-    command = [
-        "wrk",
-        "-t1",
-        "-c8",
-        f"-d{max(1, round(seconds))}s",
-        "-s",
-        str(lua),
-        url + SMALL_PATH,
-    ]
-    env = {**os.environ, "BENCH_BODY_FILE": str(body)}
-    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
-    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_RESULT "))
-    data = json.loads(line.removeprefix("BENCH_RESULT "))
-    if data["non2xx"] or data["socket_errors"]:
-        raise RuntimeError(f"wrk saw errors: {data}")
-    return {
-        "rps": data["requests"] / (data["duration_us"] / 1e6),
-        "p50_ms": data["p50_us"] / 1000,
-        "p99_ms": data["p99_us"] / 1000,
-        "requests": data["requests"],
-    }
+    return run_wrk(url + SMALL_PATH, SMALL_BODY, seconds, scratch)
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -33,7 +33,6 @@ import base64
 import contextlib
 import gc
 import http.client
-import json
 import logging
 import math
 import os
@@ -55,26 +54,11 @@ import numpy as np
 import orjson
 import torch
 import torch.nn.functional as F
+from wrk_load import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 CORES = os.cpu_count() or 1
-
-WRK_SCRIPT = """\
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
-wrk.body = f:read("*a")
-f:close()
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,' ..
-    '"p50_us":%d,"p99_us":%d,"max_us":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,34 +301,16 @@ class WrkResult:
 
 
 def wrk(server: Running, case: Case, seconds: float, connections: int, scratch: Path) -> WrkResult:
-    body_file = scratch / "body.json"
-    body_file.write_bytes(case.body)
-    lua = scratch / "post.lua"
-    lua.write_text(WRK_SCRIPT)
-    timeout_s = 30
-    command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-        f"--timeout={timeout_s}s", "-s", str(lua), server.url + case.path,
-    ]  # fmt: skip
-    env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
     cpu_before = group_cpu_seconds(server.pgid)
-    out = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=seconds + timeout_s + 30
-    )
+    result = run_wrk(server.url + case.path, case.body, seconds, scratch, connections)
     cpu = group_cpu_seconds(server.pgid) - cpu_before
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result: {out.stdout}\n{out.stderr}")
-    data = json.loads(line.removeprefix("BENCH_RESULT "))
-    if data["non2xx"] or data["socket_errors"]:
-        raise RuntimeError(f"{case.name}: wrk saw errors: {data}")
     return WrkResult(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
-        requests=data["requests"],
-        cpu_us=cpu / max(1, data["requests"]) * 1e6,
+        rps=result["rps"],
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        max_ms=result["max_ms"],
+        requests=int(result["requests"]),
+        cpu_us=cpu / max(1, result["requests"]) * 1e6,
     )
 
 
