@@ -6,8 +6,6 @@ walked by pydantic); these models describe the same fields.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.http.schemas import LossResponse, Problem, WireTensor
@@ -149,9 +147,3 @@ class GradeManyResponse(BaseModel):
 
 def request_models() -> list[type[BaseModel]]:
     return [EvaluateRequest, GradeRequest]
-
-
-def request_body(model: type[BaseModel], example: dict[str, Any]) -> dict[str, Any]:
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
-    content = {"application/json": {"schema": schema, "example": example}}
-    return {"requestBody": {"required": True, "content": content}}

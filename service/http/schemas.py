@@ -128,3 +128,16 @@ class LossDescription(BaseModel):
 class LossList(BaseModel):
     losses: list[LossDescription]
     aliases: dict[str, str] = Field(description="Alias -> loss name.")
+
+
+def schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    """A reference to ``model``'s schema in the OpenAPI document's components."""
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def request_body(schema: dict[str, Any], example: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` for a route that parses its own JSON body (so FastAPI cannot see it)."""
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}

@@ -26,14 +26,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 def _problems(*items: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {
-            "model": Problem,
-            "description": text,
-            "content": {"application/problem+json": {}},
-        }
-        for status, text in items
-    }
+    # Their media type, application/problem+json, is set for every error in service.http.openapi.
+    return {status: {"model": Problem, "description": text} for status, text in items}
 
 
 NOT_FOUND = (404, "No such job.")

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service.http.evaluate_requests import evaluate_document
-from service.http.grading_models import EvaluateRequest, EvaluateResponse, request_body
+from service.http.grading_models import EvaluateRequest, EvaluateResponse
 from service.http.json_answer import answer_json
 from service.http.routes.losses import ERROR_RESPONSES
+from service.http.schemas import request_body, schema_ref
 
 router = APIRouter(prefix="/v1", tags=["losses"])
 
@@ -30,7 +31,7 @@ EXAMPLE = {
     "together, with results identical to one by one.",
     response_model=EvaluateResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra=request_body(EvaluateRequest, EXAMPLE),
+    openapi_extra=request_body(schema_ref(EvaluateRequest), EXAMPLE),
 )
 async def evaluate(request: Request) -> Response:
     return await answer_json(request, evaluate_document)

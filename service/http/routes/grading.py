@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.http.grading_models import GradeManyResponse, GradeRequest, GradeResponse, request_body
+from service.http.grading_models import GradeManyResponse, GradeRequest, GradeResponse
 from service.http.grading_requests import grade_document
 from service.http.json_answer import answer_json
 from service.http.routes.losses import ERROR_RESPONSES
-from service.http.schemas import Problem
+from service.http.schemas import Problem, request_body, schema_ref
 
 router = APIRouter(prefix="/v1", tags=["grading"])
 
@@ -33,7 +33,7 @@ EXAMPLE = {
     "is `{results, summary}`.",
     response_model=GradeResponse | GradeManyResponse,
     responses={**ERROR_RESPONSES, 404: {"model": Problem, "description": "Unknown loss."}},
-    openapi_extra=request_body(GradeRequest, EXAMPLE),
+    openapi_extra=request_body(schema_ref(GradeRequest), EXAMPLE),
 )
 async def grade(request: Request) -> Response:
     return await answer_json(request, grade_document)

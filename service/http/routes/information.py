@@ -15,7 +15,7 @@ from service.http.json_answer import answer_json
 from service.http.loss_requests import new_budget
 from service.http.problems import from_pydantic
 from service.http.routes.losses import ERROR_RESPONSES
-from service.http.schemas import Encoding, WireTensor
+from service.http.schemas import Encoding, WireTensor, request_body, schema_ref
 from service.tensors.codec import encode_scalar, encode_tensor
 from service.tensors.dtypes import FloatDTypeName, float_dtype
 
@@ -107,17 +107,7 @@ def information_answer(document: Any, budget_settings: Any) -> dict[str, Any]:
     summary="Entropy, cross-entropy, KL divergence and self-information of distributions",
     response_model=InformationResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/InformationRequest"},
-                    "example": EXAMPLE,
-                }
-            },
-        }
-    },
+    openapi_extra=request_body(schema_ref(InformationRequest), EXAMPLE),
 )
 async def information(request: Request) -> Response:
     return await answer_json(request, information_answer)

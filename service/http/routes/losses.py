@@ -19,6 +19,8 @@ from service.http.schemas import (
     LossResponse,
     ParamDescription,
     Problem,
+    request_body,
+    schema_ref,
 )
 from service.losses.catalogue import ROLE_TEXT, LossSpec
 from service.losses.registry import catalogue, resolve
@@ -27,7 +29,7 @@ from service.observability.metrics import record_loss_evaluation
 router = APIRouter(prefix="/v1/losses", tags=["losses"])
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": text, "content": {"application/problem+json": {}}}
+    status: {"model": Problem, "description": text}
     for status, text in (
         (401, "A valid API key is required."),
         (413, "The body or its tensors exceed a limit."),
@@ -97,17 +99,6 @@ async def compute_loss(request: Request, spec: LossSpec) -> Response:
     return response
 
 
-def _request_body(schema_ref: dict[str, Any], example: dict[str, Any] | None) -> dict[str, Any]:
-    content: dict[str, Any] = {"schema": schema_ref}
-    if example is not None:
-        content["example"] = example
-    return {"requestBody": {"required": True, "content": {"application/json": content}}}
-
-
-def _schema_ref(model_name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model_name}"}
-
-
 def _add_loss_route(spec: LossSpec, example: dict[str, Any] | None) -> None:
     async def endpoint(request: Request) -> Response:
         return await compute_loss(request, spec)
@@ -122,7 +113,7 @@ def _add_loss_route(spec: LossSpec, example: dict[str, Any] | None) -> None:
         description=f"Formula: {spec.formula}\n\nComputed by `{spec.source}`.",
         response_model=LossResponse,
         responses=ERROR_RESPONSES,
-        openapi_extra=_request_body(_schema_ref(request_model(spec).__name__), example),
+        openapi_extra=request_body(schema_ref(request_model(spec)), example),
     )
 
 
@@ -147,9 +138,8 @@ def _add_routes() -> None:
             **ERROR_RESPONSES,
             404: {"model": Problem, "description": "Unknown loss; lists the known."},
         },
-        openapi_extra=_request_body(
-            {"oneOf": [_schema_ref(request_model(s).__name__) for s in catalogue().values()]},
-            None,
+        openapi_extra=request_body(
+            {"oneOf": [schema_ref(request_model(s)) for s in catalogue().values()]}
         ),
     )
 
