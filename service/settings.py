@@ -144,7 +144,7 @@ def get_settings() -> Settings:
 
 
 def markdown_table() -> str:
-    """The README's configuration table, generated from the fields above."""
+    """The configuration table of docs/configuration.md, generated from the fields above."""
     rows = ["| variable | default | what |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)

@@ -1,5 +1,6 @@
-"""The README tells the truth: its curl examples print what the app answers, and every
-setting it documents exists with the default it states."""
+"""The README and docs/ tell the truth: their curl examples print what the app answers, every
+setting they document exists with the default they state, and every link stays inside the
+repository."""
 
 from __future__ import annotations
 
@@ -12,22 +13,31 @@ from fastapi.testclient import TestClient
 
 from service.settings import markdown_table
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TEXTS = {page.relative_to(ROOT).as_posix(): page.read_text(encoding="utf-8") for page in PAGES}
+README = TEXTS["README.md"]
 
 CURL = re.compile(
     r"^\$ curl -s localhost:8000(?P<path>\S+) -H 'content-type: application/json' "
     r"-d '(?P<body>[^']*)'\n(?P<output>\{.*\})$",
     re.MULTILINE,
 )
-EXAMPLES = [m.groupdict() for m in CURL.finditer(README)]
+EXAMPLES = [
+    {"page": name, **m.groupdict()} for name, text in TEXTS.items() for m in CURL.finditer(text)
+]
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
 
 
-def test_the_readme_has_curl_examples() -> None:
+def test_the_pages_have_curl_examples() -> None:
     assert len(EXAMPLES) >= 10
+    assert any(example["page"] == "README.md" for example in EXAMPLES)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[e["path"] for e in EXAMPLES])
-def test_curl_example_prints_what_the_readme_shows(
+@pytest.mark.parametrize(
+    "example", EXAMPLES, ids=[f"{e['page']}:{e['path']}" for e in EXAMPLES]
+)
+def test_curl_example_prints_what_the_page_shows(
     client: TestClient, example: dict[str, str]
 ) -> None:
     response = client.post(example["path"], content=example["body"].encode())
@@ -35,8 +45,31 @@ def test_curl_example_prints_what_the_readme_shows(
 
 
 def test_the_configuration_table_is_generated_from_the_settings() -> None:
+    text = TEXTS["docs/configuration.md"]
     start, end = "<!-- settings-table:start -->\n", "<!-- settings-table:end -->"
-    table = README[README.index(start) + len(start) : README.index(end)]
+    table = text[text.index(start) + len(start) : text.index(end)]
     assert table == markdown_table(), (
-        "README's configuration table is stale: paste the output of `python -m service.settings`"
+        "docs/configuration.md's table is stale: paste the output of `python -m service.settings`"
     )
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_every_link_points_inside_the_repository(name: str) -> None:
+    page = ROOT / name
+    for match in LINK.finditer(TEXTS[name]):
+        target = match["target"]
+        if target.startswith(("http://127.0.0.1", "http://localhost", "#")):
+            continue
+        assert "://" not in target, f"{name} links outside the repository: {target}"
+        resolved = (page.parent / target.split("#")[0]).resolve()
+        assert resolved.is_relative_to(ROOT), f"{name} links outside the repository: {target}"
+        assert resolved.exists(), f"{name} links to a missing file: {target}"
+
+
+def test_the_readme_front_door_fits_a_screen() -> None:
+    """What it is, the two set-up commands and a curl come before the table of contents."""
+    head = README[: README.index("## Contents")]
+    assert len(head.splitlines()) <= 45
+    assert "pip install -e . && loss-service" in head
+    assert "pip install -e '.[dev]' && python -m pytest" in head
+    assert "$ curl -s localhost:8000/v1/losses/" in head
