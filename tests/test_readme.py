@@ -34,9 +34,7 @@ def test_the_pages_have_curl_examples() -> None:
     assert any(example["page"] == "README.md" for example in EXAMPLES)
 
 
-@pytest.mark.parametrize(
-    "example", EXAMPLES, ids=[f"{e['page']}:{e['path']}" for e in EXAMPLES]
-)
+@pytest.mark.parametrize("example", EXAMPLES, ids=[f"{e['page']}:{e['path']}" for e in EXAMPLES])
 def test_curl_example_prints_what_the_page_shows(
     client: TestClient, example: dict[str, str]
 ) -> None:
