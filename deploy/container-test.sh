@@ -81,7 +81,10 @@ mkdir -p "$index/wheels"
 pip download -q --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
     -d "$index/wheels" "$torch_pin"
 python3 deploy/simple_index.py "$index/wheels" "$index/simple"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A fixed port: the index URL is a build argument, and a new value would miss the layer cache.
+port=${LOSS_SERVICE_CI_INDEX_PORT:-38123}
+python3 -c "import socket, sys; socket.socket().bind(('127.0.0.1', $port))" 2>/dev/null \
+    || die "port $port (the local index) is taken: set LOSS_SERVICE_CI_INDEX_PORT"
 python3 -m http.server --bind 127.0.0.1 --directory "$index" "$port" >"$WORK/index.log" 2>&1 &
 INDEX_PID=$!
 
