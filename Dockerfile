@@ -32,9 +32,15 @@ COPY pyproject.toml README.md ./
 RUN torch_pin="$(python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(next(d for d in deps if d.startswith("torch")))')" \
     && pip install --index-url "${TORCH_INDEX_URL}" "${torch_pin}"
 COPY service ./service
-# The project's own dependencies are pinned in pyproject.toml (torch exactly).
+# The project's own dependencies are pinned in pyproject.toml (torch exactly). Then drop what
+# the service never runs: torch's C++ headers, test binaries and protoc, and pip itself.
 # hadolint ignore=DL3013
-RUN pip install . && python -c "import service.app"
+RUN pip install . && python -c "import service.app" \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && rm -rf "$site/torch/include" "$site/torch/test" \
+        "$site"/torch/bin/*Test "$site"/torch/bin/test_* "$site"/torch/bin/protoc* \
+    && python -m pip uninstall -y -q pip setuptools \
+    && python -c "import service.app, torch; assert torch.nn.functional.mse_loss(torch.ones(2), torch.zeros(2)) == 1"
 
 FROM ${BASE_IMAGE} AS runtime
 # hadolint ignore=DL3008
@@ -45,8 +51,8 @@ RUN if ! command -v python3 >/dev/null; then \
     fi \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /var/lib/loss-service --no-create-home app \
-    && mkdir -p /var/lib/loss-service /run/loss-service-metrics \
-    && chown app:app /var/lib/loss-service /run/loss-service-metrics
+    && mkdir -p /var/lib/loss-service \
+    && chown app:app /var/lib/loss-service
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -57,7 +63,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LOSS_SERVICE_DATA_DIR=/var/lib/loss-service/data \
     LOSS_SERVICE_DB_PATH=/var/lib/loss-service/jobs.sqlite3 \
     LOSS_SERVICE_MODELS_DIR=/var/lib/loss-service/models \
-    PROMETHEUS_MULTIPROC_DIR=/run/loss-service-metrics
+    PROMETHEUS_MULTIPROC_DIR=/tmp/loss-service-metrics
 WORKDIR /var/lib/loss-service
 VOLUME ["/var/lib/loss-service"]
 USER 10001:10001
