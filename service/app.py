@@ -24,6 +24,7 @@ from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
 from service.observability.wiring import install_observability
 from service.settings import Settings, get_settings
+from service.web import install_web
 
 DESCRIPTION = """\
 PyTorch losses and their gradients for anyone who can send JSON, exactly as
@@ -87,5 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_observability(app, settings)
     install_openapi(app)
+    install_web(app)
     logging.getLogger("service").setLevel(settings.log_level.upper())
     return app
