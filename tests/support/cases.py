@@ -39,6 +39,17 @@ class Case:
             {name: cast_one(v) for name, v in self.params.items()},
         )
 
+    def to(self, device: str) -> Case:
+        """Every tensor (inputs and tensor params) on ``device``."""
+
+        def move(value: Any) -> Any:
+            return value.to(device) if isinstance(value, torch.Tensor) else value
+
+        return Case(
+            {name: move(t) for name, t in self.inputs.items()},
+            {name: move(v) for name, v in self.params.items()},
+        )
+
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks
