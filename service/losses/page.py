@@ -25,8 +25,9 @@ INTRO = """\
 `torch.nn` class names such as `CrossEntropyLoss`, and the aliases below are accepted). The
 catalogue holds every loss function of the installed `torch.nn.functional` (a test enumerates
 torch's functions and its `torch.nn` `*Loss` classes and fails when one is missing), plus
-torchvision's losses {ecosystem}, written out in plain torch. Each loss's
-inputs, params, types and defaults are read from the function's signature and docstring.
+torchvision's losses written out in plain torch: {ecosystem}. Each
+loss's inputs, params, types and defaults are read from the function's signature and
+docstring.
 
 ## What the answers hold
 
@@ -57,7 +58,8 @@ without network: the loss property tests on `cuda` (the four float dtypes), out-
 indices on `cuda` (a 422 each, the CUDA context still usable after them), `/v1/evaluate` on
 `cuda`, a training job on `cuda` over the MNIST test fixture, and the loss benchmark's large
 requests on `cuda` beside `cpu`, then prints one summary table. Exit status 0: every step
-passed; 1: a step failed; 3: no GPU was found (it says so and runs nothing).
+passed; 1: a step failed; 3: no GPU was found (it says so and runs nothing); 124: it ran
+past 10 minutes.
 `--rehearse-on-cpu` runs the same steps on the CPU, to check the script itself. The property
 tests alone take `LOSS_TEST_DEVICE=cuda` (and `LOSS_TEST_EXAMPLES=N`). Results are recorded in
 `benchmarks/results/gpu_check.md`.
