@@ -31,8 +31,22 @@ CONTRACT_LOSSES = {
     "soft_margin_loss", "multilabel_soft_margin_loss", "multilabel_margin_loss",
     "multi_margin_loss", "hinge_embedding_loss", "cosine_embedding_loss", "margin_ranking_loss",
     "triplet_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss",
-    "triplet_margin_with_distance_loss", "sigmoid_focal_loss",
+    "triplet_margin_with_distance_loss", "sigmoid_focal_loss", "linear_cross_entropy",
+    "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss",
 }  # fmt: skip
+# The torchvision.ops losses the catalogue computes in plain torch.
+TORCHVISION_LOSSES = {
+    "sigmoid_focal_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
+    "complete_box_iou_loss",
+}  # fmt: skip
+# torch.nn loss modules without a functional loss: AdaptiveLogSoftmaxWithLoss is a layer with
+# parameters (its clusters' projections) that returns an output and a loss, not a loss of
+# given tensors.
+NOT_FUNCTIONAL_MODULES = {"AdaptiveLogSoftmaxWithLoss"}
+# Params of a torch signature the catalogue does not offer (and says why in its notes).
+OMITTED_PARAMS = {"linear_cross_entropy": {"options"}}
+# Tensors with a default (None) that the catalogue takes as optional inputs, not params.
+OPTIONAL_INPUTS = {"linear_cross_entropy": ["linear_bias"]}
 ALIASES = {
     "MSELoss": "mse_loss",
     "CrossEntropyLoss": "cross_entropy",
@@ -46,6 +60,10 @@ ALIASES = {
     "HuberLoss": "huber_loss",
     "CTCLoss": "ctc_loss",
     "TripletMarginWithDistanceLoss": "triplet_margin_with_distance_loss",
+    "LinearCrossEntropyLoss": "linear_cross_entropy",
+    "GIoULoss": "generalized_box_iou_loss",
+    "DIoULoss": "distance_box_iou_loss",
+    "CIoULoss": "complete_box_iou_loss",
 }
 DEPRECATED = {"size_average", "reduce"}
 INDEX_INPUTS = {
@@ -54,6 +72,7 @@ INDEX_INPUTS = {
     "multi_margin_loss": {"target": "index"},
     "multilabel_margin_loss": {"target": "index"},
     "ctc_loss": {"targets": "index", "input_lengths": "index", "target_lengths": "index"},
+    "linear_cross_entropy": {"target": "class_target"},
 }
 
 
@@ -71,22 +90,53 @@ def listing(api: TestClient) -> dict[str, Any]:
 
 
 def torch_losses() -> set[str]:
-    """The losses of the installed torch.nn.functional, found without the service's help."""
-    names = {
+    """The losses of the installed torch.nn.functional, found without the service's help:
+    every public function whose name says loss, entropy, divergence or likelihood."""
+    families = ("loss", "entropy", "kl_div", "nll")
+    return {
         name
         for name in dir(F)
         if not name.startswith("_")
-        and (name.endswith("_loss") or name.startswith(("cross_entropy", "binary_cross", "kl_div")))
+        and any(word in name for word in families)
         and inspect.isfunction(getattr(F, name))
     }
-    return names | {"sigmoid_focal_loss"}
+
+
+def torch_loss_modules() -> set[str]:
+    """The loss classes of the installed torch.nn (CrossEntropyLoss, ...)."""
+    return {
+        name
+        for name in dir(torch.nn)
+        if name.endswith("Loss")
+        and isinstance(getattr(torch.nn, name), type)
+        and issubclass(getattr(torch.nn, name), torch.nn.Module)
+    }
 
 
 def test_listing_holds_every_torch_loss_and_the_contract(listing: dict[str, Any]) -> None:
     listed = {entry["name"] for entry in listing["losses"]}
     assert listed == set(LOSSES)
-    assert listed == torch_losses()
+    missing = torch_losses() - listed
+    assert not missing, f"torch.nn.functional losses the catalogue lacks: {sorted(missing)}"
+    assert listed == torch_losses() | TORCHVISION_LOSSES
     assert listed >= CONTRACT_LOSSES
+    assert {"linear_cross_entropy", "ctc_loss", "gaussian_nll_loss"} <= listed
+
+
+@pytest.mark.parametrize("module", sorted(torch_loss_modules() - NOT_FUNCTIONAL_MODULES))
+def test_every_torch_nn_loss_class_resolves_to_its_functional(
+    api: TestClient, listing: dict[str, Any], module: str
+) -> None:
+    """Each torch.nn *Loss class is an alias of the catalogue entry its forward calls."""
+    entry = api.get(f"/v1/losses/{module}")
+    assert entry.status_code == 200, f"torch.nn.{module} has no catalogue entry"
+    forward = inspect.getsource(getattr(torch.nn, module).forward)
+    assert f"F.{entry.json()['name']}(" in forward, (module, entry.json()["name"])
+    assert listing["aliases"][module] == entry.json()["name"]
+
+
+def test_the_modules_without_a_functional_are_still_torchs() -> None:
+    assert torch_loss_modules() >= NOT_FUNCTIONAL_MODULES
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -98,16 +148,22 @@ def test_description_matches_the_torch_signature(api: TestClient, name: str) -> 
     assert entry["endpoint"] == f"/v1/losses/{name}"
     assert entry["summary"]
     signature = inspect.signature(function_of(name))
+    optional_inputs = OPTIONAL_INPUTS.get(name, [])
+    omitted = OMITTED_PARAMS.get(name, set())
     keyword = {
         p.name: p.default
         for p in signature.parameters.values()
-        if p.default is not inspect.Parameter.empty and p.name not in DEPRECATED
+        if p.default is not inspect.Parameter.empty
+        and p.name not in DEPRECATED | omitted
+        and p.name not in optional_inputs
     }
     positional = [
         p.name for p in signature.parameters.values() if p.default is inspect.Parameter.empty
     ]
-    assert [i["name"] for i in entry["inputs"]] == positional
+    assert [i["name"] for i in entry["inputs"]] == positional + optional_inputs
     assert {p["name"] for p in entry["params"]} == set(keyword)
+    for param_name in omitted:  # what is not offered is said, and why
+        assert f"{param_name}:" in entry["notes"], entry["notes"]
     for param in entry["params"]:
         torch_default = keyword[param["name"]]
         if param["name"] == "distance_function":
@@ -123,9 +179,18 @@ def test_description_matches_the_torch_signature(api: TestClient, name: str) -> 
             int: {"int", "float"},
             float: {"float"},
             str: {"str"},
-            type(None): {"tensor"},
+            type(None): _none_default_types(signature.parameters[param["name"]].annotation),
         }[type(torch_default)]
         assert param["type"] in expected_types, param
+
+
+def _none_default_types(annotation: Any) -> set[str]:
+    """The wire type of a param whose default is None, from its annotation (e.g.
+    ``Tensor | None`` is a tensor, ``int | None`` an int)."""
+    text = str(annotation)
+    if "Tensor" in text:
+        return {"tensor"}
+    return {"int"} if "int" in text else {"float"}
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -134,7 +199,8 @@ def test_inputs_have_roles_and_are_required(api: TestClient, name: str) -> None:
     roles = INDEX_INPUTS.get(name, {})
     for spec_input in entry["inputs"]:
         assert spec_input["role"] == roles.get(spec_input["name"], "float"), spec_input
-        assert spec_input["required"] is True
+        optional = spec_input["name"] in OPTIONAL_INPUTS.get(name, [])
+        assert spec_input["required"] is not optional
         assert spec_input["role_description"]
         assert spec_input["differentiable"] == (spec_input["name"] in entry["differentiable"])
         if spec_input["role"] == "index":

@@ -112,4 +112,28 @@ LOSS_EXAMPLES: dict[str, dict[str, Any]] = {
         "params": {"alpha": 0.25, "gamma": 2.0, "reduction": "mean"},
         "grad": ["input"],
     },
+    "linear_cross_entropy": {
+        "input": [[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]],
+        "linear_weight": [[0.1, 0.2, -0.1], [0.4, -0.3, 0.2], [-0.2, 0.1, 0.3], [0.0, 0.5, 0.1]],
+        "linear_bias": [0.1, 0.0, -0.1, 0.2],
+        "target": [2, 0],
+        "grad": True,
+    },
+    "generalized_box_iou_loss": {
+        "boxes1": [[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]],
+        "boxes2": [[0.5, 0.5, 2.5, 2.0], [4.0, 4.0, 5.0, 6.0]],
+        "params": {"reduction": "mean"},
+        "grad": ["boxes1"],
+    },
+    "distance_box_iou_loss": {
+        "boxes1": [[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]],
+        "boxes2": [[0.5, 0.5, 2.5, 2.0], [4.0, 4.0, 5.0, 6.0]],
+        "grad": ["boxes1"],
+    },
+    "complete_box_iou_loss": {
+        "boxes1": [[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]],
+        "boxes2": [[0.5, 0.5, 2.5, 2.0], [4.0, 4.0, 5.0, 6.0]],
+        "params": {"reduction": "sum"},
+        "grad": ["boxes1"],
+    },
 }

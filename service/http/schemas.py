@@ -65,7 +65,9 @@ class LossResponse(BaseModel):
     """The loss and the gradients that were asked for."""
 
     loss: WireTensor = Field(
-        description="A number for reduction 'mean'/'sum' (or 'batchmean'); a tensor for 'none'."
+        description="A number for reduction 'mean'/'sum' (or 'batchmean'); a tensor for 'none'. "
+        "With the json encoding, an empty tensor of two or more dimensions is an object "
+        "{shape, dtype, data: []} so that its shape survives."
     )
     grad: dict[str, WireTensor] = Field(
         description="Gradient of the loss (of the sum of the unreduced losses for 'none') with "
@@ -123,6 +125,11 @@ class LossDescription(BaseModel):
     params: list[ParamDescription]
     differentiable: list[str]
     endpoint: str
+    notes: str = Field(
+        "",
+        description="Where the service's answer or params differ from calling the function "
+        "itself (a param not offered, a torch answer corrected); empty when they do not.",
+    )
 
 
 class LossList(BaseModel):

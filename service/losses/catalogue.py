@@ -73,6 +73,8 @@ class LossSpec:
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     source: str = ""
+    # What the service does differently from calling the function, or does not offer of it.
+    notes: str = ""
 
     @property
     def differentiable(self) -> tuple[str, ...]:
@@ -92,6 +94,8 @@ class LossOverrides:
     formula: str
     roles: Mapping[str, Role] = field(default_factory=dict)
     differentiable: tuple[str, ...] = ("input",)
+    # Tensors with a default (None) that are inputs rather than params: optional, and may be
+    # differentiable (e.g. linear_cross_entropy's linear_bias).
     optional_inputs: tuple[str, ...] = ()
     scalar_inputs: tuple[str, ...] = ()
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
@@ -99,25 +103,37 @@ class LossOverrides:
     # Params that are not torch tensors/numbers on the wire (e.g. a distance function by name),
     # with their wire kind and default.
     replaced_params: Mapping[str, tuple[ParamKind, Any, str]] = field(default_factory=dict)
+    # Params of the signature that cannot travel as JSON, with the reason (said in notes).
+    omitted_params: Mapping[str, str] = field(default_factory=dict)
     adapt: Callable[[Tensors, Params], tuple[Tensors, Params]] | None = None
+    # Computes instead of the torch function (same signature), where torch's answer is wrong.
+    implementation: Callable[..., torch.Tensor] | None = None
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     summary: str | None = None
+    notes: str = ""
 
 
 def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides) -> LossSpec:
     """The spec of ``fn`` from its signature and docstring, completed by ``extra``."""
     signature = inspect.signature(fn)
-    hints = typing.get_type_hints(fn)
+    hints = _type_hints(fn, signature)
     docs = parse_arg_docs(fn.__doc__ or "")
     inputs: list[InputSpec] = []
     params: list[ParamSpec] = []
     input_names: list[str] = []
+    keyword_inputs: list[str] = []
     for pname, parameter in signature.parameters.items():
-        if pname in DEPRECATED_PARAMS:
+        if pname in DEPRECATED_PARAMS or pname in extra.omitted_params:
             continue
-        if parameter.default is inspect.Parameter.empty and pname not in extra.replaced_params:
-            input_names.append(pname)
+        is_input = (
+            parameter.default is inspect.Parameter.empty or pname in extra.optional_inputs
+        ) and pname not in extra.replaced_params
+        if is_input:
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+                keyword_inputs.append(pname)
+            else:
+                input_names.append(pname)
             inputs.append(
                 InputSpec(
                     name=pname,
@@ -143,12 +159,14 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
         )
 
     adapt = extra.adapt
+    compute = extra.implementation or fn
 
     def call(tensors: Tensors, given: Params) -> torch.Tensor:
         if adapt is not None:
             tensors, given = adapt(tensors, given)
         positional = [tensors.get(n) for n in input_names]
-        return fn(*positional, **given)
+        keywords = {n: tensors[n] for n in keyword_inputs if n in tensors}
+        return compute(*positional, **keywords, **given)
 
     return LossSpec(
         name=name,
@@ -160,7 +178,31 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
         check=extra.check,
         aliases=extra.aliases,
         source=f"{fn.__module__}.{fn.__qualname__}",
+        notes=" ".join(
+            [extra.notes, *(f"{n}: {why}" for n, why in extra.omitted_params.items())]
+        ).strip(),
     )
+
+
+def _type_hints(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """The annotations of ``fn``; one naming a type torch does not export at module level
+    (e.g. ``'LinearCrossEntropyOptions | None'``) is left out rather than failing them all."""
+    try:
+        return typing.get_type_hints(fn)
+    except NameError:
+        pass
+    hints: dict[str, Any] = {}
+    namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+    for pname, parameter in signature.parameters.items():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # torch's own annotation text
+            except NameError:
+                continue
+        if annotation is not inspect.Parameter.empty:
+            hints[pname] = annotation
+    return hints
 
 
 def _param_kind(hint: Any, pname: str, loss: str) -> ParamKind:

@@ -58,8 +58,30 @@ def class_index_target(tensors: Tensors, params: Params) -> None:
     require_in_range("target", target, 0, classes, "class index", allowed_extra=ignore_index)
 
 
+def _margin_classes(input_: torch.Tensor) -> int:
+    # torch reads a 0-d input of the margin losses as one sample of one class.
+    return int(input_.shape[-1]) if input_.dim() else 1
+
+
+def linear_class_target(tensors: Tensors, params: Params) -> None:
+    """linear_cross_entropy: each target is a class in [0, C), C = linear_weight.shape[0], or
+    ignore_index (-100 when not given)."""
+    target, weight = tensors["target"], tensors["linear_weight"]
+    if target.is_floating_point() or weight.dim() == 0:
+        return  # class probabilities; or a weight torch refuses before any kernel
+    ignore_index = params.get("ignore_index")
+    require_in_range(
+        "target",
+        target,
+        0,
+        int(weight.shape[0]),
+        "class index",
+        allowed_extra=-100 if ignore_index is None else ignore_index,
+    )
+
+
 def multi_margin_target(tensors: Tensors, params: Params) -> None:
-    classes = _classes(tensors["input"], -1)
+    classes = _margin_classes(tensors["input"])
     require_in_range("target", tensors["target"], 0, classes, "class index")
     if params.get("p", 1) not in (1, 2):
         raise InvalidInput.at(("body", "params", "p"), "only p = 1 or 2 is supported")
@@ -67,7 +89,7 @@ def multi_margin_target(tensors: Tensors, params: Params) -> None:
 
 def multilabel_margin_target(tensors: Tensors, params: Params) -> None:
     """Targets are class indices, padded after the last one with -1."""
-    classes = _classes(tensors["input"], -1)
+    classes = _margin_classes(tensors["input"])
     require_in_range("target", tensors["target"], -1, classes, "class index (or -1 padding)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from service.losses import checks
+from service.losses import checks, margins
 from service.losses.catalogue import LossOverrides, Params, Tensors
 
 REDUCTIONS_KL = ("none", "mean", "sum", "batchmean")
@@ -28,6 +28,19 @@ def _scalar_var(tensors: Tensors, params: Params) -> tuple[Tensors, Params]:
     if var.dim() == 0:
         tensors = {**tensors, "var": var * torch.ones_like(tensors["input"])}
     return tensors, params
+
+
+EMPTY_BATCH_NOTE = (
+    "On an empty batch (input of shape (0, C)) torch returns uninitialised memory for 'mean' "
+    "and 'sum'; the service answers what every other loss answers: NaN for 'mean', 0 for "
+    "'sum' (and the empty tensor for 'none')."
+)
+BOX_REDUCTION = "reduction 'mean' of no boxes is 0, as in torchvision"
+BOX_NOTE = (
+    "torchvision.ops definition, computed in plain torch; boxes1 are the predictions and "
+    "boxes2 the targets, each of shape (..., 4); float16 and bfloat16 boxes are computed in "
+    "float32, as torchvision does."
+)
 
 
 def _mean_over(text: str) -> str:
@@ -71,6 +84,23 @@ OVERRIDES: dict[str, LossOverrides] = {
         bounds={"label_smoothing": (0.0, 1.0)},
         check=checks.class_index_target,
         aliases=("CrossEntropyLoss",),
+    ),
+    "linear_cross_entropy": LossOverrides(
+        formula="logits = input @ linear_weight^T (+ linear_bias), reshaped to (N, C, d_1..d_K) "
+        "for a (C, d_1..d_K, H) linear_weight; then cross_entropy(logits, target): l_n = "
+        "-w_{y_n} log(softmax(logits_n)_{y_n}) for class indices (ignore_index None means "
+        "-100), -sum_c w_c p_{n,c} log(softmax(logits_n)_c) for class probabilities",
+        roles={"target": "class_target"},
+        differentiable=("input", "linear_weight", "target", "linear_bias"),
+        optional_inputs=("linear_bias",),
+        bounds={"label_smoothing": (0.0, 1.0)},
+        omitted_params={
+            "options": "torch's LinearCrossEntropyOptions (the chunked path) is a Python object "
+            "holding a torch.dtype, and is not offered: every request takes torch's reference "
+            "path (options=None: linear, then cross_entropy).",
+        },
+        check=checks.linear_class_target,
+        aliases=("LinearCrossEntropyLoss",),
     ),
     "nll_loss": LossOverrides(
         formula="l_n = -w_{y_n} x_{n, y_n} (x holds log-probabilities); mean divides by the sum "
@@ -136,14 +166,18 @@ OVERRIDES: dict[str, LossOverrides] = {
         "targets are class indices ending at the first -1",
         roles={"target": "index"},
         check=checks.multilabel_margin_target,
+        implementation=margins.multilabel_margin_loss,
         aliases=("MultiLabelMarginLoss",),
+        notes=EMPTY_BATCH_NOTE,
     ),
     "multi_margin_loss": LossOverrides(
         formula="l_n = sum_{i != y_n} w_{y_n} max(0, margin - x_{n,y_n} + x_{n,i})^p / C",
         roles={"target": "index"},
         choices={"p": (1, 2)},
         check=checks.multi_margin_target,
+        implementation=margins.multi_margin_loss,
         aliases=("MultiMarginLoss",),
+        notes=EMPTY_BATCH_NOTE,
     ),
     "hinge_embedding_loss": LossOverrides(
         formula=_mean_over("l_i = x_i if y_i = 1, max(0, margin - x_i) if y_i = -1"),
@@ -196,6 +230,30 @@ OVERRIDES: dict[str, LossOverrides] = {
         differentiable=("log_probs",),
         check=checks.ctc_indices,
         aliases=("CTCLoss",),
+    ),
+    "generalized_box_iou_loss": LossOverrides(
+        formula="l = 1 - GIoU = 1 - (IoU - (|C| - |A u B|) / |C|), boxes (x1, y1, x2, y2), "
+        "IoU = |A n B| / (|A u B| + eps), C the smallest box enclosing A and B "
+        f"(+ eps in its area's denominator); {BOX_REDUCTION}",
+        differentiable=("boxes1", "boxes2"),
+        aliases=("GIoULoss", "giou_loss"),
+        notes=BOX_NOTE,
+    ),
+    "distance_box_iou_loss": LossOverrides(
+        formula="l = 1 - IoU + d^2 / c^2, boxes (x1, y1, x2, y2), IoU = |A n B| / (|A u B| + "
+        "eps), d the distance between the boxes' centres, c the diagonal of the smallest box "
+        f"enclosing both (c^2 + eps); {BOX_REDUCTION}",
+        differentiable=("boxes1", "boxes2"),
+        aliases=("DIoULoss", "diou_loss"),
+        notes=BOX_NOTE,
+    ),
+    "complete_box_iou_loss": LossOverrides(
+        formula="l = 1 - IoU + d^2 / c^2 + alpha v, the DIoU loss plus v = 4 / pi^2 "
+        "(atan(w_gt / h_gt) - atan(w / h))^2 with alpha = v / (1 - IoU + v + eps) taken as a "
+        f"constant (no gradient flows through alpha); {BOX_REDUCTION}",
+        differentiable=("boxes1", "boxes2"),
+        aliases=("CIoULoss", "ciou_loss"),
+        notes=BOX_NOTE,
     ),
     "sigmoid_focal_loss": LossOverrides(
         formula="l_i = alpha_t (1 - p_t)^gamma BCEWithLogits(x_i, y_i), p = sigmoid(x), "

@@ -10,24 +10,37 @@ import torch
 import torch.nn.functional as F
 
 from service.errors import NotFound
+from service.losses.boxes import (
+    complete_box_iou_loss,
+    distance_box_iou_loss,
+    generalized_box_iou_loss,
+)
 from service.losses.catalogue import LossSpec, derive_spec
 from service.losses.definitions import GENERIC, OVERRIDES
 from service.losses.focal import sigmoid_focal_loss
 
-# Functions of torch.nn.functional that are losses without "_loss" in their name.
-_LOSSES_BY_OTHER_NAME = (
-    "cross_entropy",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "kl_div",
-)
+# Functions of torch.nn.functional that are losses without "_loss" in their name: every
+# "*cross_entropy*" (cross_entropy, binary_cross_entropy[_with_logits], linear_cross_entropy)
+# and these.
+_LOSSES_BY_OTHER_NAME = ("kl_div",)
+# The torchvision.ops losses, written out in plain torch.
+ECOSYSTEM_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "sigmoid_focal_loss": sigmoid_focal_loss,
+    "generalized_box_iou_loss": generalized_box_iou_loss,
+    "distance_box_iou_loss": distance_box_iou_loss,
+    "complete_box_iou_loss": complete_box_iou_loss,
+}
+
+
+def _is_loss_name(name: str) -> bool:
+    return name.endswith("_loss") or "cross_entropy" in name or name in _LOSSES_BY_OTHER_NAME
 
 
 def functional_losses() -> dict[str, Callable[..., torch.Tensor]]:
     """Every loss function the installed torch.nn.functional offers."""
     found: dict[str, Callable[..., torch.Tensor]] = {}
     for name in dir(F):
-        if name.startswith("_") or not (name.endswith("_loss") or name in _LOSSES_BY_OTHER_NAME):
+        if name.startswith("_") or not _is_loss_name(name):
             continue
         fn = getattr(F, name)
         if inspect.isfunction(fn):
@@ -37,7 +50,7 @@ def functional_losses() -> dict[str, Callable[..., torch.Tensor]]:
 
 @cache
 def catalogue() -> dict[str, LossSpec]:
-    functions = functional_losses() | {"sigmoid_focal_loss": sigmoid_focal_loss}
+    functions = functional_losses() | ECOSYSTEM_LOSSES
     return {
         name: derive_spec(name, fn, OVERRIDES.get(name, GENERIC))
         for name, fn in sorted(functions.items())

@@ -279,12 +279,18 @@ def _from_base64(text: Any, shape: tuple[int, ...], dtype: WireDType, loc: Loc) 
 
 def encode_tensor(tensor: torch.Tensor, encoding: Encoding) -> Any:
     """A value ``dumps`` turns into the wire form: nested JSON (numbers exactly as torch's
-    ``tolist()`` gives them, non-finite as strings) or a base64 object."""
+    ``tolist()`` gives them, non-finite as strings) or a base64 object.
+
+    An empty tensor of two or more dimensions travels as ``{"shape", "dtype", "data": []}``:
+    as a nested list a (0, 3) tensor would be ``[]``, which reads back as shape (0,).
+    """
     tensor = tensor.detach()
     if tensor.device.type != "cpu":
         tensor = tensor.cpu()
     if encoding == "base64":
         return encode_base64(tensor)
+    if tensor.numel() == 0 and tensor.dim() > 1:
+        return {"shape": list(tensor.shape), "dtype": of_torch(tensor.dtype).name, "data": []}
     if tensor.is_floating_point():
         if not bool(torch.isfinite(tensor).all()):
             return _with_non_finite_strings(tensor.tolist())

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from service.losses.focal import sigmoid_focal_loss
+from service.losses.registry import ECOSYSTEM_LOSSES
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
@@ -37,6 +37,17 @@ class Case:
         return Case(
             {name: cast_one(t) for name, t in self.inputs.items()},
             {name: cast_one(v) for name, v in self.params.items()},
+        )
+
+    def to(self, device: str) -> Case:
+        """Every tensor (inputs and tensor params) on ``device``."""
+
+        def move(value: Any) -> Any:
+            return value.to(device) if isinstance(value, torch.Tensor) else value
+
+        return Case(
+            {name: move(t) for name, t in self.inputs.items()},
+            {name: move(v) for name, v in self.params.items()},
         )
 
 
@@ -413,7 +424,68 @@ def focal(draw: Draw) -> Case:
     return Case({"input": floats(draw, shape), "target": floats(draw, shape, 0.0, 1.0)}, params)
 
 
+@st.composite
+def linear_cross_entropy(draw: Draw) -> Case:
+    """(H,) or (N, H) inputs, a (C, H) or K-dimensional (C, d1, H) linear_weight, targets as
+    class indices (some ignored) or class probabilities of the logits' shape."""
+    hidden, classes = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    batch = draw(st.sampled_from([(), (draw(st.integers(1, 4)),)]))
+    out = (draw(st.integers(1, 3)),) if batch and draw(st.booleans()) else ()
+    params: dict[str, Any] = {}
+    logits_shape = (*batch, classes, *out)
+    inputs = {
+        "input": floats(draw, (*batch, hidden)),
+        "linear_weight": floats(draw, (classes, *out, hidden), -2.0, 2.0),
+    }
+    if draw(st.booleans()):
+        inputs["linear_bias"] = floats(draw, (classes, *out))
+    if draw(st.booleans()):
+        class_dim = 1 if batch else 0
+        inputs["target"] = torch.softmax(floats(draw, logits_shape), dim=class_dim)
+    else:
+        target_shape = (*batch, *out)
+        ignore = draw(st.sampled_from([None, -100, draw(st.integers(0, classes - 1))]))
+        if ignore is None:
+            inputs["target"] = ints(draw, target_shape, 0, classes - 1)
+        else:
+            params["ignore_index"] = ignore
+            count = math.prod(target_shape)
+            choices = [*range(classes), ignore]
+            values = draw(st.lists(st.sampled_from(choices), min_size=count, max_size=count))
+            inputs["target"] = torch.tensor(values, dtype=torch.int64).reshape(target_shape)
+    if draw(st.booleans()):
+        params["weight"] = floats(draw, (classes,), 0.1, 2.0)
+    maybe(draw, params, "label_smoothing", st.floats(0.0, 1.0))
+    reduction(draw, params)
+    return Case(inputs, params)
+
+
+def boxes(draw: Draw, shape: tuple[int, ...]) -> torch.Tensor:
+    """Boxes (x1, y1, x2, y2) with x1 < x2 and y1 < y2, shape (*shape, 4)."""
+    corner = floats(draw, (*shape, 2), -4.0, 4.0)
+    size = floats(draw, (*shape, 2), 0.1, 4.0)
+    return torch.cat([corner, corner + size], dim=-1)
+
+
+@st.composite
+def box_pair(draw: Draw) -> Case:
+    shape = draw(st.sampled_from([(), (draw(st.integers(1, 4)),), (2, draw(st.integers(1, 3)))]))
+    params: dict[str, Any] = {}
+    maybe(draw, params, "eps", st.floats(1e-9, 1e-3))
+    reduction(draw, params)
+    first = boxes(draw, shape)
+    # Sometimes the target overlaps the prediction, sometimes it is elsewhere.
+    second = first + floats(draw, first.shape, -1.0, 1.0) if draw(st.booleans()) else None
+    if second is None or not bool((second[..., 2:] > second[..., :2]).all()):
+        second = boxes(draw, shape)
+    return Case({"boxes1": first, "boxes2": second}, params)
+
+
 CASES: dict[str, st.SearchStrategy[Case]] = {
+    "complete_box_iou_loss": box_pair(),
+    "distance_box_iou_loss": box_pair(),
+    "generalized_box_iou_loss": box_pair(),
+    "linear_cross_entropy": linear_cross_entropy(),
     "binary_cross_entropy": bce(),
     "binary_cross_entropy_with_logits": bce_with_logits(),
     "cosine_embedding_loss": cosine_embedding(),
@@ -449,8 +521,11 @@ DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 
 def function_of(name: str) -> Callable[..., torch.Tensor]:
-    if name == "sigmoid_focal_loss":
-        return sigmoid_focal_loss
+    """The function a loss is defined by: torch.nn.functional's, or the torchvision loss
+    written out in plain torch (the box losses are checked against an independent
+    reference of torchvision's definition in tests/test_box_losses.py)."""
+    if name in ECOSYSTEM_LOSSES:
+        return ECOSYSTEM_LOSSES[name]
     fn: Callable[..., torch.Tensor] = getattr(F, name)
     return fn
 

@@ -77,7 +77,11 @@ def to_wire(tensor: torch.Tensor, form: Form, dtype_name: str | None = None) -> 
 
 
 def from_wire(value: Any) -> torch.Tensor:
-    """The tensor an answer describes (JSON number, nested list, or base64 object)."""
+    """The tensor an answer describes (JSON number, nested list, or a shape/dtype object with
+    data or base64)."""
+    if isinstance(value, dict) and "data" in value:
+        data = torch.tensor(_floats(value["data"]), dtype=torch.float64)
+        return data.reshape(value["shape"]).to(DTYPES[value["dtype"]][0])
     if isinstance(value, dict):
         torch_dtype, layout, _ = DTYPES[value["dtype"]]
         raw = base64.b64decode(value["base64"], validate=True)

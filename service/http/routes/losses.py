@@ -71,6 +71,7 @@ def describe(spec: LossSpec) -> LossDescription:
         ],
         differentiable=list(spec.differentiable),
         endpoint=f"/v1/losses/{spec.name}",
+        notes=spec.notes,
     )
 
 
@@ -110,7 +111,8 @@ def _add_loss_route(spec: LossSpec, example: dict[str, Any] | None) -> None:
         methods=["POST"],
         operation_id=f"compute_{spec.name}",
         summary=spec.summary,
-        description=f"Formula: {spec.formula}\n\nComputed by `{spec.source}`.",
+        description=f"Formula: {spec.formula}\n\nComputed by `{spec.source}`."
+        + (f"\n\n{spec.notes}" if spec.notes else ""),
         response_model=LossResponse,
         responses=ERROR_RESPONSES,
         openapi_extra=request_body(schema_ref(request_model(spec)), example),
