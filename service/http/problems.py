@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from service.errors import PROBLEM_TYPE_BASE, FieldError, InvalidInput, ServiceError
+from service.http.methods import allowed_methods
 from service.tensors.wirejson import dumps
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -97,13 +98,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         title = titles.get(exc.status_code, "HTTP error")
         detail = str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /docs"
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app.router.routes, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            detail = (
+                f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}"
+            )
         slug = title.lower().replace(" ", "-")
         return problem_response(
-            exc.status_code, title, detail, slug, instance=request.url.path,
-            headers=dict(exc.headers or {}),
-        )  # fmt: skip
+            exc.status_code, title, detail, slug, instance=request.url.path, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
