@@ -30,16 +30,20 @@ WORKERS_VARIABLE = "LOSS_SERVICE_WORKERS"
 class ServiceConfig(uvicorn.Config):
     """uvicorn's config, carrying the connection limits to every worker process.
 
-    ``load()`` runs in each process that serves; in a worker process started by uvicorn's
-    supervisor it first ties the worker's life to the supervisor's.
+    In a worker process started by uvicorn's supervisor, ``configure_logging()`` is the first
+    thing that runs (before the application is imported and before uvicorn takes over SIGTERM):
+    it ties the worker's life to the supervisor's there.
     """
 
     connection_limits: ConnectionLimits
 
-    def load(self) -> None:
+    def configure_logging(self) -> None:
         parent = multiprocessing.parent_process()
         if parent is not None and parent.pid is not None:
             die_with_parent(parent.pid)
+        super().configure_logging()
+
+    def load(self) -> None:
         super().load()
         guard_of(self)
 
