@@ -1,5 +1,5 @@
 """The per-client token bucket on /v1: past the burst, 429 with Retry-After; each API key (or
-address) has its own bucket; health and /v1/info are not limited. And the 405 Allow header."""
+address) has its own bucket; health and /v1/info are not limited."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_past_the_burst_a_client_gets_429_with_retry_after(make_client: Any) -> 
     assert statuses == [200] * BURST
     refused = client.get("/v1/losses")
     assert refused.status_code == 429
-    assert refused.headers["retry-after"] == "2"  # one token every 2 s
+    # One token every 2 s: at most 2 s to wait (less if the requests above took a while).
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert "LOSS_SERVICE_RATE_LIMIT_PER_S" in refused.json()["detail"]
     # Operations stay open to monitoring.
@@ -52,26 +53,3 @@ def test_each_api_key_has_its_own_bucket(make_client: Any) -> None:
 def test_the_rate_limit_can_be_turned_off(make_client: Any) -> None:
     client: TestClient = make_client(rate_limit_per_s=0, rate_limit_burst=1)
     assert {client.get("/v1/losses").status_code for _ in range(10)} == {200}
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "allowed"),
-    [
-        ("PUT", "/v1/jobs/0123456789abcdef", "GET, DELETE"),
-        ("POST", "/v1/jobs/0123456789abcdef", "GET, DELETE"),
-        ("DELETE", "/v1/jobs", "GET"),
-        ("GET", "/v1/jobs/0123456789abcdef/predict", "POST"),
-        ("GET", "/v1/evaluate", "POST"),
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/openapi.json", "GET, HEAD"),
-    ],
-)
-def test_405_allow_names_every_method_of_the_path(
-    client: TestClient, method: str, path: str, allowed: str
-) -> None:
-    response = client.request(method, path)
-    assert response.status_code == 405
-    assert response.headers["allow"] == allowed
-    assert allowed in response.json()["detail"]
-    for other in allowed.split(", "):  # each method named is taken
-        assert client.request(other, path).status_code != 405, other

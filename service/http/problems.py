@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.errors import PROBLEM_TYPE_BASE, FieldError, InvalidInput, ServiceError
+from service.errors import (
+    PROBLEM_TYPE_BASE,
+    FieldError,
+    InvalidInput,
+    MalformedBody,
+    ServiceError,
+)
 from service.http.methods import allowed_methods
 from service.tensors.wirejson import dumps
 
@@ -84,6 +90,10 @@ def _message(item: Any) -> str:
     return msg
 
 
+UNPARSEABLE_BODY = "There was an error parsing the body"
+NOT_JSON_DETAIL = "body: not valid JSON (a JSON body is UTF-8 text)"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
@@ -99,6 +109,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = titles.get(exc.status_code, "HTTP error")
         detail = str(exc.detail)
         headers = dict(exc.headers or {})
+        if exc.status_code == 400 and detail == UNPARSEABLE_BODY:
+            # FastAPI's answer to a body it cannot decode (not UTF-8): the loss routes' 422.
+            return render(MalformedBody(NOT_JSON_DETAIL), request.url.path)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /docs"
         if exc.status_code == 405:
