@@ -73,6 +73,7 @@ def server(scratch: Path, env_extra: dict[str, str]) -> Iterator[str]:
         "LOSS_SERVICE_DB_PATH": str(scratch / f"jobs-{port}.sqlite3"),
         "LOSS_SERVICE_MODELS_DIR": str(scratch / "models"),
         "LOSS_SERVICE_LOG_LEVEL": "warning",
+        "LOSS_SERVICE_RATE_LIMIT_PER_S": "0",  # one load generator is one client
         "PYTHONPATH": str(ROOT),
         **env_extra,
     }

@@ -186,7 +186,12 @@ class Server:
 
 
 def service(workers: int, torch_threads: int | None = None) -> Server:
-    env = {"LOSS_SERVICE_WORKERS": str(workers), "LOSS_SERVICE_LOG_LEVEL": "warning"}
+    # One load generator is one client: the per-client rate limit would answer it 429.
+    env = {
+        "LOSS_SERVICE_WORKERS": str(workers),
+        "LOSS_SERVICE_LOG_LEVEL": "warning",
+        "LOSS_SERVICE_RATE_LIMIT_PER_S": "0",
+    }
     label = f"service {workers}w"
     if torch_threads is not None:
         env["LOSS_SERVICE_TORCH_THREADS"] = str(torch_threads)

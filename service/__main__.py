@@ -1,16 +1,13 @@
-"""``python -m service``: run the service with uvicorn."""
+"""``python -m service``: run the service with uvicorn (``service.server.serve``)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 
-import uvicorn
+from service.server import WORKERS_VARIABLE, serve
+from service.settings import get_settings_or_exit
 
-from service.observability.multiprocess import reset_multiprocess_dir
-from service.settings import get_settings, get_settings_or_exit
-
-WORKERS_VARIABLE = "LOSS_SERVICE_WORKERS"
+__all__ = ["WORKERS_VARIABLE", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,21 +19,7 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=settings.workers, help=f"default: {settings.workers}"
     )
     args = parser.parse_args(argv)
-    # Each worker process reads its settings from the environment; the torch threads it takes
-    # (cores / workers) must count the workers asked for here, not the default of one.
-    os.environ[WORKERS_VARIABLE] = str(args.workers)
-    get_settings.cache_clear()  # a single worker runs in this process, with these settings
-    reset_multiprocess_dir()
-    uvicorn.run(
-        "service.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        loop="auto",
-        http="auto",
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
-    )
+    serve(settings, args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from service.http.loss_fast_path import LossFastPath
 from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
+from service.http.rate_limit import RATE_LIMITED, RateLimit
 from service.http.routes import evaluate, grading, information, losses, operations
+from service.http.streams import EventStreamCap
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
@@ -32,6 +34,15 @@ PyTorch losses and their gradients for anyone who can send JSON, exactly as
 
 Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
 `{shape, dtype, base64}` objects; errors are `application/problem+json` (RFC 9457).
+
+API keys: a service started with keys (`LOSS_SERVICE_API_KEYS`) requires
+`Authorization: Bearer <key>` on every `/v1` path except `/v1/info`, answers 401 without a
+valid one, and its document declares the bearer scheme on those operations; a service without
+keys (as this document was generated) requires none.
+
+Limits: each client (its API key, or its address) may send `LOSS_SERVICE_RATE_LIMIT_PER_S`
+requests per second to `/v1` (after a burst of `LOSS_SERVICE_RATE_LIMIT_BURST`) and follow
+`LOSS_SERVICE_MAX_EVENT_STREAMS_PER_CLIENT` event streams; beyond, 429 with `Retry-After`.
 """
 
 TAGS = [
@@ -78,14 +89,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
     install_problem_handlers(app)
     app.include_router(operations.router)
+    # The 401 (and the bearer scheme) stays in the document only where keys are configured
+    # (declare_security); the 429 of the rate limit always (it is on by default).
     for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
-        app.include_router(router, responses=UNAUTHORIZED)
+        app.include_router(router, responses={**UNAUTHORIZED, **RATE_LIMITED})
     # Middleware added first runs innermost: requests meet the request id and metrics, then
-    # the body limit, then the API key, then the loss fast path, then FastAPI's router.
+    # the rate limit, then the body limit, then the API key, then the event-stream cap, then
+    # the loss fast path, then FastAPI's router.
     app.add_middleware(LossFastPath)
+    app.add_middleware(
+        EventStreamCap,
+        total=settings.max_event_streams,
+        per_client=settings.max_event_streams_per_client,
+        api_keys=settings.api_keys,
+    )
     if settings.api_keys:
         app.add_middleware(ApiKeyGate, keys=settings.api_keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit_per_s > 0:
+        app.add_middleware(
+            RateLimit,
+            rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+            api_keys=settings.api_keys,
+        )
     install_observability(app, settings)
     install_openapi(app)
     install_web(app)

@@ -51,6 +51,55 @@ class Settings(BaseSettings):
         2, ge=1, description="Large requests computing at once per worker; others wait."
     )
 
+    # Connections and clients (each worker process enforces these on its own)
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's line and headers, counted "
+        "from the connection's start or the end of the previous answer; the connection is "
+        "closed beyond (slow-header clients).",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a client may pause while sending a request body; the connection "
+        "is closed beyond (slow-body clients).",
+    )
+    keep_alive_timeout_s: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    keep_alive_max_requests: int = Field(
+        1000, ge=1, description="Requests served on one connection before it is closed."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open connections per worker process (lowered to fit the open-file limit); "
+        "past it, the oldest connection waiting for a request makes room, or, when every one "
+        "is busy, the new one is answered 503 and closed.",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=0,
+        description="Open connections per client address and worker (0: no cap; set 0 behind "
+        "a reverse proxy, which has one address and caps clients itself).",
+    )
+    max_event_streams: int = Field(
+        100, ge=1, description="Open event streams per worker process (429 beyond)."
+    )
+    max_event_streams_per_client: int = Field(
+        8, ge=1, description="Open event streams per client (API key, or address) (429 beyond)."
+    )
+    rate_limit_per_s: float = Field(
+        100.0,
+        ge=0,
+        description="Sustained /v1 requests per second per client (API key when keys are set, "
+        "else address) and worker; beyond the burst: 429 with Retry-After (0: no limit).",
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, description="Requests a client may send at once before the rate applies."
+    )
+
     # Access
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -26,6 +26,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "data_dir": tmp_path / "data",
             "db_path": tmp_path / "var" / "jobs.sqlite3",
             "models_dir": tmp_path / "var" / "models",
+            # One test client is one client: tests of the rate limit turn it on.
+            "rate_limit_per_s": 0,
         }
         values.update(overrides)
         return Settings(**values)

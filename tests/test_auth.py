@@ -64,8 +64,9 @@ def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, make_cl
     assert client.get("/v1/losses", headers={"Authorization": "Bearer from-env"}).status_code == 200
 
 
-def test_protected_operations_document_401(client: TestClient) -> None:
-    document = client.get("/openapi.json").json()
+def test_protected_operations_document_401_only_with_keys(keyed: TestClient) -> None:
+    document = keyed.get("/openapi.json").json()
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
     for path, operations in document["paths"].items():
         for operation in operations.values():
             if path.startswith("/v1/") and path != "/v1/info":
@@ -73,3 +74,12 @@ def test_protected_operations_document_401(client: TestClient) -> None:
                 assert operation.get("security") == [{"HTTPBearer": []}], path
             else:
                 assert "401" not in operation["responses"], path
+
+
+def test_without_keys_no_operation_declares_a_bearer_scheme(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert "securitySchemes" not in document.get("components", {})
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            assert "401" not in operation["responses"], path
+            assert "security" not in operation, path

@@ -7,16 +7,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from service import __main__ as entry
+from service import server
 from service.settings import get_settings
 
 
 @pytest.fixture
 def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    monkeypatch.setattr(
+        server, "run_config", lambda config: calls.append({"workers": config.workers})
+    )
     # main() writes the variable for the worker processes; monkeypatch puts it back after.
     monkeypatch.setenv(entry.WORKERS_VARIABLE, "1")
     yield calls

@@ -18,8 +18,8 @@ SECURITY_SCHEMES = {
     SECURITY_SCHEME: {
         "type": "http",
         "scheme": "bearer",
-        "description": "Required when the service is configured with API keys "
-        "(LOSS_SERVICE_API_KEYS).",
+        "description": "The service is configured with API keys (LOSS_SERVICE_API_KEYS): "
+        "send one as 'Authorization: Bearer <key>'.",
     }
 }
 
@@ -64,10 +64,15 @@ def _unauthorized(detail: str) -> Unauthorized:
     return Unauthorized(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def declare_security(document: dict[str, Any]) -> None:
-    """The Bearer scheme on every operation that documents a 401."""
-    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+def declare_security(document: dict[str, Any], keys_configured: bool) -> None:
+    """With keys: the Bearer scheme on every operation that documents a 401. Without: no
+    scheme and no 401 anywhere (the service never answers one)."""
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
-            if "401" in operation.get("responses", {}):
+            responses = operation.get("responses", {})
+            if not keys_configured:
+                responses.pop("401", None)
+            elif "401" in responses:
                 operation["security"] = [{SECURITY_SCHEME: []}]
+    if keys_configured:
+        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES

@@ -105,7 +105,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name, schema in extra.get("$defs", {}).items():
         schemas.setdefault(name, schema)
     _declare_problem_bodies(document)
-    declare_security(document)
+    declare_security(document, keys_configured=bool(app.state.context.settings.api_keys))
     _add_examples(document)
     return document
 

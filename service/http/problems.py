@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.errors import PROBLEM_TYPE_BASE, FieldError, InvalidInput, ServiceError
+from service.errors import (
+    PROBLEM_TYPE_BASE,
+    FieldError,
+    InvalidInput,
+    MalformedBody,
+    ServiceError,
+)
+from service.http.methods import allowed_methods
 from service.tensors.wirejson import dumps
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -83,6 +90,10 @@ def _message(item: Any) -> str:
     return msg
 
 
+UNPARSEABLE_BODY = "There was an error parsing the body"
+NOT_JSON_DETAIL = "body: not valid JSON (a JSON body is UTF-8 text)"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
@@ -97,13 +108,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         title = titles.get(exc.status_code, "HTTP error")
         detail = str(exc.detail)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400 and detail == UNPARSEABLE_BODY:
+            # FastAPI's answer to a body it cannot decode (not UTF-8): the loss routes' 422.
+            return render(MalformedBody(NOT_JSON_DETAIL), request.url.path)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /docs"
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app.router.routes, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            detail = (
+                f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}"
+            )
         slug = title.lower().replace(" ", "-")
         return problem_response(
-            exc.status_code, title, detail, slug, instance=request.url.path,
-            headers=dict(exc.headers or {}),
-        )  # fmt: skip
+            exc.status_code, title, detail, slug, instance=request.url.path, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -41,6 +41,7 @@ from service.jobs.training import (
     resolve_device,
     train,
 )
+from service.processes import die_with_parent
 
 
 class WorkerSpec(BaseModel):
@@ -86,6 +87,8 @@ def _watch_stdin(stream: IO[str], stop: threading.Event) -> None:
 
 
 def main() -> None:
+    # Not the parent-death signal: job threads that start training processes may end first.
+    die_with_parent(death_signal=False)
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     channel = Channel(protocol_out)
