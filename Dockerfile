@@ -11,6 +11,14 @@
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
+# The torch requirement alone, as a file: the torch layer below is then rebuilt only when the
+# pin changes, not whenever pyproject.toml or the README does.
+FROM ${BASE_IMAGE} AS pins
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY pyproject.toml /src/
+RUN grep -o '"torch==[^"]*"' /src/pyproject.toml | tr -d '"' > /torch-requirement.txt \
+    && test -s /torch-requirement.txt
+
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -25,12 +33,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
 # torch first, from the index that matches the base image (CPU or CUDA wheels), at the version
 # pyproject.toml pins; installing the project afterwards then finds it satisfied.
+COPY --from=pins /torch-requirement.txt ./
 # hadolint ignore=DL3013
-RUN torch_pin="$(python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(next(d for d in deps if d.startswith("torch")))')" \
-    && pip install --index-url "${TORCH_INDEX_URL}" "${torch_pin}"
+RUN pip install --index-url "${TORCH_INDEX_URL}" -r torch-requirement.txt
+COPY pyproject.toml README.md ./
 COPY service ./service
 # The project's own dependencies are pinned in pyproject.toml (torch exactly). Then drop what
 # the service never runs: torch's C++ headers, test binaries and protoc, and pip itself.
