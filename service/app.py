@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.http.auth import UNAUTHORIZED, ApiKeyGate
+from service.http.body_guard import BodyKeyGuard
 from service.http.context import AppContext
 from service.http.limits import BodySizeLimit
 from service.http.loss_fast_path import LossFastPath
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 app.state.ready = False
+                app.state.context.offloader.close()
 
     app = FastAPI(
         title="Loss Service",
@@ -75,12 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ready = False
     app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
-    install_problem_handlers(app)
+    install_problem_handlers(app, settings.max_problem_errors)
     app.include_router(operations.router)
     for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
         app.include_router(router, responses=UNAUTHORIZED)
     # Middleware added first runs innermost: requests meet the request id and metrics, then
-    # the body limit, then the API key, then the loss fast path, then FastAPI's router.
+    # the body limit, then the API key, then the loss fast path, then the unknown-key guard of
+    # the jobs routes' bodies, then FastAPI's router.
+    app.add_middleware(BodyKeyGuard, routes=jobs_router.routes)
     app.add_middleware(LossFastPath)
     if settings.api_keys:
         app.add_middleware(ApiKeyGate, keys=settings.api_keys)

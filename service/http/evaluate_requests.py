@@ -57,7 +57,8 @@ def _parse(item: Any, prefix: Loc) -> LossCall | ServiceError:
         name = item.get("loss")
         if not isinstance(name, str):
             raise InvalidInput.at((*prefix, "loss"), "required: the name of the loss", "missing")
-        fields = {key: value for key, value in item.items() if key != "loss"}
+        fields = item.copy()
+        del fields["loss"]
         return parse_loss_call(resolve(name), fields, prefix)
     except ServiceError as exc:
         if isinstance(exc, PayloadTooLarge):

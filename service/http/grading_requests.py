@@ -60,7 +60,9 @@ def grade_document(document: Any, settings: Settings) -> dict[str, Any]:
             "call (LOSS_SERVICE_MAX_SUBMISSIONS)",
         )
     spec = resolve(options.loss)
-    problem = {key: value for key, value in document.items() if key not in GRADING_FIELDS}
+    problem = document.copy()
+    for key in [k for k in GRADING_FIELDS if k in document]:
+        del problem[key]
     call = parse_loss_call(spec, problem)
     budget = new_budget(settings)
     reference = build_reference(call, budget)

@@ -60,6 +60,9 @@ class ParamSpec:
 Check = Callable[[Tensors, Params], None]
 # Turns the decoded tensors and params into the call of the underlying function.
 Call = Callable[[Tensors, Params], torch.Tensor]
+# Work beyond the element-wise pass over the (broadcast) inputs, for losses whose cost grows
+# faster than their inputs: (elements of work, the input that drives it, how it is counted).
+ExtraWork = Callable[[Tensors, Params], tuple[int, str, str]]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class LossSpec:
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     source: str = ""
+    # Inputs and tensor params torch broadcasts against each other (the cost estimate's
+    # element count is the largest shape any of them could broadcast to).
+    broadcast: tuple[str, ...] = ()
+    extra_work: ExtraWork | None = None
 
     @property
     def differentiable(self) -> tuple[str, ...]:
@@ -103,6 +110,9 @@ class LossOverrides:
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     summary: str | None = None
+    # None: every floating-point input and tensor param broadcast together.
+    broadcast: tuple[str, ...] | None = None
+    extra_work: ExtraWork | None = None
 
 
 def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides) -> LossSpec:
@@ -142,6 +152,11 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
             ParamSpec(pname, kind, default, description, choices, minimum=low, maximum=high)
         )
 
+    broadcast = extra.broadcast
+    if broadcast is None:
+        broadcast = tuple(i.name for i in inputs if i.role == "float") + tuple(
+            p.name for p in params if p.kind == "tensor"
+        )
     adapt = extra.adapt
 
     def call(tensors: Tensors, given: Params) -> torch.Tensor:
@@ -160,6 +175,8 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
         check=extra.check,
         aliases=extra.aliases,
         source=f"{fn.__module__}.{fn.__qualname__}",
+        broadcast=broadcast,
+        extra_work=extra.extra_work,
     )
 
 

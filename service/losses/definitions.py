@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from service.losses import checks
+from service.losses import checks, work
 from service.losses.catalogue import LossOverrides, Params, Tensors
 
 REDUCTIONS_KL = ("none", "mean", "sum", "batchmean")
@@ -136,6 +136,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         "targets are class indices ending at the first -1",
         roles={"target": "index"},
         check=checks.multilabel_margin_target,
+        extra_work=work.multilabel_margin_pairs,
         aliases=("MultiLabelMarginLoss",),
     ),
     "multi_margin_loss": LossOverrides(
@@ -154,6 +155,8 @@ OVERRIDES: dict[str, LossOverrides] = {
             "l_n = 1 - cos(x1_n, x2_n) if y_n = 1, max(0, cos(x1_n, x2_n) - margin) if y_n = -1"
         ),
         differentiable=("input1", "input2"),
+        # target is one label per pair (N), not broadcast against the (N, D) inputs.
+        broadcast=("input1", "input2"),
         aliases=("CosineEmbeddingLoss",),
     ),
     "margin_ranking_loss": LossOverrides(
@@ -195,6 +198,8 @@ OVERRIDES: dict[str, LossOverrides] = {
         roles={"targets": "index", "input_lengths": "index", "target_lengths": "index"},
         differentiable=("log_probs",),
         check=checks.ctc_indices,
+        broadcast=("log_probs",),
+        extra_work=work.ctc_lattice,
         aliases=("CTCLoss",),
     ),
     "sigmoid_focal_loss": LossOverrides(
