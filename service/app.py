@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware added first runs innermost: requests meet the request id and metrics, then
     # the body limit, then the API key, then the loss fast path, then the unknown-key guard of
     # the jobs routes' bodies, then FastAPI's router.
-    app.add_middleware(BodyKeyGuard, routes=jobs_router.routes)
+    app.add_middleware(
+        BodyKeyGuard, routes=jobs_router.routes, max_members=settings.max_json_members
+    )
     app.add_middleware(LossFastPath)
     if settings.api_keys:
         app.add_middleware(ApiKeyGate, keys=settings.api_keys)

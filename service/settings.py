@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     max_tensor_elements: int = Field(
         16_000_000, ge=1, description="Most tensor elements in one request, all tensors together."
     )
+    max_json_members: int = Field(
+        100_000,
+        ge=1,
+        description="Most JSON object members (keys) a body may hold, counted before it is "
+        "parsed (413 beyond): parsing a million keys would hold up every other request.",
+    )
     max_nesting_depth: int = Field(
         32, ge=1, le=64, description="Deepest nesting of a JSON tensor (dimensions)."
     )

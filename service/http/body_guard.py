@@ -5,7 +5,8 @@ Pydantic reports each unknown key as one error, and FastAPI turns every one of t
 Python dict before an error handler sees the first: a body of a million unknown keys took a
 minute of the event loop. Here the body is parsed with orjson (in a worker thread when it is
 large) and its first unknown keys are answered 422, counted and capped like every problem
-(``reject_unknown_keys``); any other body is passed on unchanged.
+(``reject_unknown_keys``); a body of more members than ``max_json_members`` is a 413
+before it is parsed. Any other body is passed on unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ServiceError
+from service.http.limits import check_json_members
 from service.http.problems import reject_unknown_keys, render
 from service.tensors.wirejson import loads
 
@@ -53,9 +55,10 @@ def _guarded(routes: Iterable[BaseRoute]) -> list[_Guarded]:
 
 
 class BodyKeyGuard:
-    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute], max_members: int) -> None:
         self.app = app
         self.guarded = _guarded(routes)
+        self.max_members = max_members
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -76,6 +79,7 @@ class BodyKeyGuard:
                 break
         body = b"".join(chunks)
         try:
+            check_json_members(body, self.max_members)
             await self._check(body, target)
         except ServiceError as error:
             await render(error, scope.get("path"))(scope, receive, send)
