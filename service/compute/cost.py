@@ -34,6 +34,10 @@ BACKWARD_WORK = 2
 # Information measures: log, xlogy and products of p and q, each a full-size temporary.
 INFORMATION_WORK = 8
 
+# Python work per item of a bulk request (parsing its envelope, grading checks and hints),
+# in elements of work of about the same time (~0.1 ms): what element counts do not see.
+ITEM_WORK = 100_000
+
 INLINE_WORK: ContextVar[int | None] = ContextVar("inline_work", default=None)
 
 
@@ -151,3 +155,11 @@ def charge_loss(
     estimate = loss_estimate(spec, tensors, params, grads)
     answer = estimate.elements if params.get("reduction") == "none" else 0
     charge(budget, estimate, answer)
+
+
+def leave_the_loop_for_items(items: int) -> None:
+    """``NeedsOffload`` when computing on the event loop and ``items`` bulk items (evaluate
+    requests, submissions) would take longer there than the inline limit allows."""
+    inline = INLINE_WORK.get()
+    if inline is not None and items * ITEM_WORK > inline:
+        raise NeedsOffload

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.compute.batched import evaluate_all
+from service.compute.cost import leave_the_loop_for_items
 from service.compute.engine import LossCall
 from service.errors import (
     FieldError,
@@ -35,6 +36,7 @@ def evaluate_document(document: Any, settings: Settings) -> dict[str, Any]:
             f"{len(items)} requests; at most {settings.max_evaluate_items} per call "
             "(LOSS_SERVICE_MAX_EVALUATE_ITEMS)",
         )
+    leave_the_loop_for_items(len(items))
     calls = [_parse(item, ("body", "requests", index)) for index, item in enumerate(items)]
     outcomes = evaluate_all(calls, new_budget(settings))
     results: list[dict[str, Any]] = []
