@@ -58,6 +58,8 @@ def broadcast_bound(shapes: Iterable[Sequence[int]]) -> tuple[int, ...]:
     dimension, aligned from the right. An upper bound whether or not they are compatible,
     since torch may broadcast two of them before it finds a third one incompatible."""
     shapes = list(shapes)
+    if all(shape == shapes[0] for shape in shapes[1:]):
+        return tuple(int(size) for size in shapes[0]) if shapes else ()
     rank = max((len(shape) for shape in shapes), default=0)
     bound = [1] * rank
     for shape in shapes:

@@ -43,6 +43,8 @@ def reject_unknown_keys(
 ) -> None:
     """A 422 naming the first unknown keys of ``document`` (at most ``ErrorCap.limit``) and
     counting the rest, found without walking every key of a body that holds millions."""
+    if len(document) <= len(known) and all(key in known for key in document):
+        return  # the usual case, in as many steps as the document has keys
     unknown = len(document) - sum(1 for key in known if key in document)
     if unknown <= 0:
         return
