@@ -235,3 +235,16 @@ def test_live_server_survives_hostile_bodies(tmp_path: Path) -> None:
         assert http.post("/v1/losses/ctc_loss", content=ctc_body()).status_code == 413
         assert http.get("/healthz").status_code == 200
         assert rss_bytes(srv.pid) - before < 200 * MiB
+
+
+def test_the_work_of_a_linear_layer_grows_with_rows_times_classes() -> None:
+    from service.losses.work import linear_logits
+
+    small, what, how = linear_logits(
+        {"input": torch.zeros(8, 16), "linear_weight": torch.zeros(10, 16)}, {}
+    )
+    large, _, _ = linear_logits(
+        {"input": torch.zeros(80_000, 1), "linear_weight": torch.zeros(80_000, 1)}, {}
+    )
+    assert what == "linear_weight" and "80 logits" in how
+    assert small < 1000 < 10**10 < large

@@ -46,3 +46,24 @@ def multilabel_margin_pairs(tensors: Tensors, params: Params) -> tuple[int, str,
     given = int((target >= 0).to(torch.int64).cumprod(dim=-1).sum())
     pairs = given * classes
     return pairs, "target", f"{given} target classes x {classes} classes = {pairs} pairs"
+
+
+# A matrix product's multiply-add runs many times faster than an element-wise step (blocked,
+# vectorised, cache-resident): this many of them count as one element of work.
+MATMUL_STEPS_PER_ELEMENT = 32
+
+
+def linear_logits(tensors: Tensors, params: Params) -> tuple[int, str, str]:
+    """A linear layer before the loss (linear_cross_entropy): rows x classes logits, each a
+    dot product over the hidden size, made whole before the loss reduces them."""
+    input_, weight = tensors["input"], tensors["linear_weight"]
+    hidden = int(input_.shape[-1]) if input_.dim() else 1
+    rows = input_.numel() // max(1, hidden)
+    outputs = weight.numel() // max(1, int(weight.shape[-1]) if weight.dim() else 1)
+    logits = rows * outputs
+    work = logits * 4 + logits * hidden // MATMUL_STEPS_PER_ELEMENT
+    return (
+        work,
+        "linear_weight",
+        f"{rows} x {outputs} = {logits} logits, each a dot product of {hidden} elements",
+    )
