@@ -57,6 +57,24 @@ def test_ctc_quadratic_lattice_is_a_413_naming_targets(client: TestClient) -> No
     assert problem["errors"][0]["loc"] == ["body", "targets"]
 
 
+def test_a_realistic_ctc_batch_with_its_gradient_computes(client: TestClient) -> None:
+    steps, batch, classes, labels = 500, 32, 30, 200
+    log_probs = torch.randn(steps, batch, classes).log_softmax(-1)
+    targets = torch.randint(1, classes, (batch, labels))
+    lengths = [steps] * batch, [labels] * batch
+    body = {
+        "log_probs": b64(log_probs.numpy()),
+        "targets": targets.tolist(),
+        "input_lengths": lengths[0],
+        "target_lengths": lengths[1],
+        "grad": True,
+    }
+    response = post(client, "/v1/losses/ctc_loss", body)
+    assert response.status_code == 200, response.text[:500]
+    expected = F.ctc_loss(log_probs, targets, torch.tensor(lengths[0]), torch.tensor(lengths[1]))
+    assert response.json()["loss"] == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_reduction_none_answer_over_the_element_limit_is_a_413(make_client: MakeClient) -> None:
     client = make_client(max_tensor_elements=10_000)
     body = {"input": [[0.5]] * 200, "target": [[0.5] * 200], "params": {"reduction": "none"}}
