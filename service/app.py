@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.http.auth import UNAUTHORIZED, ApiKeyGate
+from service.http.body_guard import BodyKeyGuard
 from service.http.context import AppContext
 from service.http.limits import BodySizeLimit
 from service.http.loss_fast_path import LossFastPath
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 app.state.ready = False
+                app.state.context.offloader.close()
 
     app = FastAPI(
         title="Loss Service",
@@ -87,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ready = False
     app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
-    install_problem_handlers(app)
+    install_problem_handlers(app, settings.max_problem_errors)
     app.include_router(operations.router)
     # The 401 (and the bearer scheme) stays in the document only where keys are configured
     # (declare_security); the 429 of the rate limit always (it is on by default).
@@ -95,7 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, responses={**UNAUTHORIZED, **RATE_LIMITED})
     # Middleware added first runs innermost: requests meet the request id and metrics, then
     # the rate limit, then the body limit, then the API key, then the event-stream cap, then
-    # the loss fast path, then FastAPI's router.
+    # the loss fast path, then the unknown-key guard of the jobs routes' bodies, then
+    # FastAPI's router.
+    app.add_middleware(
+        BodyKeyGuard, routes=jobs_router.routes, max_members=settings.max_json_members
+    )
     app.add_middleware(LossFastPath)
     app.add_middleware(
         EventStreamCap,

@@ -111,3 +111,9 @@ class DeviceUnavailable(ServiceError):
     """The requested device does not exist on this host."""
 
     status, title, slug = 422, "Device unavailable", "device-unavailable"
+
+
+class ServiceBusy(ServiceError):
+    """Every compute worker is busy and the queue in front of them is full."""
+
+    status, title, slug = 503, "Service busy", "busy"

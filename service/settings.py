@@ -35,20 +35,56 @@ class Settings(BaseSettings):
     max_tensor_elements: int = Field(
         16_000_000, ge=1, description="Most tensor elements in one request, all tensors together."
     )
+    max_json_members: int = Field(
+        100_000,
+        ge=1,
+        description="Most JSON object members (keys) a body may hold, counted before it is "
+        "parsed (413 beyond): parsing a million keys would hold up every other request.",
+    )
     max_nesting_depth: int = Field(
         32, ge=1, le=64, description="Deepest nesting of a JSON tensor (dimensions)."
     )
+    max_compute_elements: int = Field(
+        100_000_000,
+        ge=1,
+        description="Most elements of work one request may take, estimated from its shapes "
+        "before torch runs (broadcast results, gradients, CTC lattices; bulk items added up); "
+        "413 beyond.",
+    )
     compute_timeout_s: float = Field(
-        60.0, gt=0, description="Longest a request may compute before it is answered 503."
+        60.0,
+        gt=0,
+        description="Longest a request may wait for and take in a compute worker before it "
+        "is answered 503.",
     )
     inline_body_bytes: int = Field(
         256 * 1024,
         ge=0,
-        description="Requests smaller than this compute on the event loop; larger ones in a "
-        "worker thread, so the loop keeps answering.",
+        description="Requests smaller than this may compute on the event loop (when their "
+        "work is under LOSS_SERVICE_INLINE_COMPUTE_ELEMENTS); others in a compute worker.",
+    )
+    inline_compute_elements: int = Field(
+        1_000_000,
+        ge=0,
+        description="Most elements of work a request computes on the event loop; more goes "
+        "to a compute worker, where the time limit applies.",
     )
     max_concurrent_computations: int = Field(
-        2, ge=1, description="Large requests computing at once per worker; others wait."
+        2,
+        ge=1,
+        description="Compute workers per process: requests computing at once, counting those "
+        "still running after their 503; others wait.",
+    )
+    max_queued_computations: int = Field(
+        16,
+        ge=0,
+        description="Requests waiting for a compute worker; beyond this a request is answered "
+        "503 with Retry-After.",
+    )
+    max_problem_errors: int = Field(
+        20,
+        ge=1,
+        description="Most field errors listed in one problem document; the rest are counted.",
     )
 
     # Connections and clients (each worker process enforces these on its own)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from service.compute.cost import charge_loss
 from service.compute.devices import resolve_device
 from service.compute.engine import (
     LossCall,
@@ -83,7 +84,9 @@ def _prepare(call: LossCall, budget: ElementBudget) -> tuple[dict[str, torch.Ten
     tensors, params = decode_call(call, budget)
     if call.spec.check is not None:
         call.spec.check(tensors, params)
-    return tensors, resolve_grad(call.spec, call.grad, tensors)
+    grads = resolve_grad(call.spec, call.grad, tensors)
+    charge_loss(call.spec, tensors, params, grads, budget)
+    return tensors, grads
 
 
 def _key(call: LossCall, tensors: dict[str, torch.Tensor], grads: list[str]) -> tuple[Any, ...]:

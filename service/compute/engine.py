@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from service.compute.cost import charge_loss
 from service.compute.devices import resolve_device
 from service.errors import FieldError, InvalidInput, Loc
 from service.losses.catalogue import LossSpec, Role
@@ -81,6 +82,7 @@ def evaluate(call: LossCall, budget: ElementBudget) -> LossResult:
     if spec.check is not None:
         spec.check(tensors, params)
     grad_names = resolve_grad(spec, call.grad, tensors)
+    charge_loss(spec, tensors, params, grad_names, budget)
     if device.type != "cpu":
         tensors = {name: t.to(device, non_blocking=True) for name, t in tensors.items()}
         params = {

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 
+from service.compute.cost import charge, information_estimate
 from service.compute.devices import resolve_device
 from service.compute.engine import TORCH_INPUT_ERRORS, as_role
 from service.errors import InvalidInput, Loc
@@ -75,12 +76,15 @@ def _distribution(
 
 def measure(call: InformationCall, budget: ElementBudget) -> InformationResult:
     device = resolve_device(call.device)
-    p = _distribution(call.p, ("body", "p"), call, budget).to(device)
+    p = _distribution(call.p, ("body", "p"), call, budget)
     q = None
     if call.q is not None:
-        q = _distribution(call.q, ("body", "q"), call, budget).to(device)
+        q = _distribution(call.q, ("body", "q"), call, budget)
     elif call.grad_q:
         raise InvalidInput.at(("body", "grad"), "a gradient with respect to q needs q", "missing")
+    charge(budget, information_estimate(p, q, call.grad_q))
+    p = p.to(device)
+    q = q.to(device) if q is not None else None
     scale = 1 / math.log(2) if call.bits else 1.0
     try:
         return _measure(p, q, call, scale, str(device))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.compute.batched import evaluate_all
+from service.compute.cost import leave_the_loop_for_items
 from service.compute.engine import LossCall
 from service.errors import (
     FieldError,
@@ -35,6 +36,7 @@ def evaluate_document(document: Any, settings: Settings) -> dict[str, Any]:
             f"{len(items)} requests; at most {settings.max_evaluate_items} per call "
             "(LOSS_SERVICE_MAX_EVALUATE_ITEMS)",
         )
+    leave_the_loop_for_items(len(items))
     calls = [_parse(item, ("body", "requests", index)) for index, item in enumerate(items)]
     outcomes = evaluate_all(calls, new_budget(settings))
     results: list[dict[str, Any]] = []
@@ -57,7 +59,8 @@ def _parse(item: Any, prefix: Loc) -> LossCall | ServiceError:
         name = item.get("loss")
         if not isinstance(name, str):
             raise InvalidInput.at((*prefix, "loss"), "required: the name of the loss", "missing")
-        fields = {key: value for key, value in item.items() if key != "loss"}
+        fields = item.copy()
+        del fields["loss"]
         return parse_loss_call(resolve(name), fields, prefix)
     except ServiceError as exc:
         if isinstance(exc, PayloadTooLarge):

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.compute.cost import leave_the_loop_for_items
 from service.errors import InvalidInput, MalformedBody, PayloadTooLarge
 from service.grading.checks import grade
 from service.grading.reference import build_reference
@@ -59,8 +60,11 @@ def grade_document(document: Any, settings: Settings) -> dict[str, Any]:
             f"{len(options.submissions)} submissions; at most {settings.max_submissions} per "
             "call (LOSS_SERVICE_MAX_SUBMISSIONS)",
         )
+    leave_the_loop_for_items(len(options.submissions or ()) or 1)
     spec = resolve(options.loss)
-    problem = {key: value for key, value in document.items() if key not in GRADING_FIELDS}
+    problem = document.copy()
+    for key in [k for k in GRADING_FIELDS if k in document]:
+        del problem[key]
     call = parse_loss_call(spec, problem)
     budget = new_budget(settings)
     reference = build_reference(call, budget)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.http.context import LARGE_BODY_BYTES, context
+from service.http.limits import check_json_members
 from service.settings import Settings
 from service.tensors.wirejson import dumps, gc_paused, loads
 
@@ -21,6 +22,7 @@ async def answer_json(request: Request, answer: Answer) -> Response:
     the body is small, in a bounded, timed worker thread when it is large."""
     ctx = context(request)
     body = await request.body()
+    check_json_members(body, ctx.settings.max_json_members)
 
     def work() -> bytes:
         with gc_paused() if len(body) > LARGE_BODY_BYTES else nullcontext():

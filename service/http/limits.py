@@ -1,4 +1,5 @@
-"""Request body size limit, enforced while the body streams in (413 past it)."""
+"""Request body limits: size, enforced while the body streams in, and JSON object members,
+counted before the body is parsed (413 past either)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,21 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+def check_json_members(body: bytes, limit: int) -> None:
+    """A 413 when ``body`` may hold more than ``limit`` JSON object members.
+
+    Parsing holds the interpreter lock throughout, so a body of a million keys would stop
+    every other request for seconds, whichever thread parses it. Every member needs a colon,
+    and tensors (numbers, base64) have none, so the count of colons, taken at memory speed,
+    is an upper bound of the members that legitimate bodies stay far below.
+    """
+    if len(body) <= limit:
+        return
+    colons = body.count(b":")
+    if colons > limit:
+        raise PayloadTooLarge(
+            f"the body holds up to {colons} JSON object members (counted by their colons), "
+            f"more than the {limit} a request may hold (LOSS_SERVICE_MAX_JSON_MEMBERS)"
+        )

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from service.compute.engine import LossCall, LossResult, evaluate
 from service.errors import InvalidInput, Loc, MalformedBody
-from service.http.loss_models import request_model
-from service.http.problems import from_pydantic
+from service.http.loss_models import params_model, request_model
+from service.http.problems import from_pydantic, reject_unknown_keys
 from service.losses.catalogue import DEPRECATED_PARAMS, LossSpec
 from service.settings import Settings
 from service.tensors.codec import ElementBudget, Encoding, encode_scalar, encode_tensor
@@ -21,7 +21,9 @@ from service.tensors.dtypes import float_dtype
 
 
 def new_budget(settings: Settings) -> ElementBudget:
-    return ElementBudget(settings.max_tensor_elements, settings.max_nesting_depth)
+    return ElementBudget(
+        settings.max_tensor_elements, settings.max_nesting_depth, settings.max_compute_elements
+    )
 
 
 def parse_loss_call(spec: LossSpec, document: Any, prefix: Loc = ("body",)) -> LossCall:
@@ -32,23 +34,25 @@ def parse_loss_call(spec: LossSpec, document: Any, prefix: Loc = ("body",)) -> L
             "must be a JSON object with the loss's inputs and params",
             "dict_type",
         )
+    reject_unknown_keys(document, request_model(spec).model_fields, prefix)
     params = document.get("params")
     if isinstance(params, dict):
-        for name in DEPRECATED_PARAMS & params.keys():
+        for name in sorted(n for n in DEPRECATED_PARAMS if n in params):
             raise InvalidInput.at(
                 (*prefix, "params", name),
                 f"{name} is deprecated in PyTorch and not accepted; use reduction "
                 "('mean', 'sum' or 'none')",
                 "deprecated",
             )
+        reject_unknown_keys(params, params_model(spec).model_fields, (*prefix, "params"))
     try:
         model = request_model(spec).model_validate(document)
     except ValidationError as exc:
         raise from_pydantic(exc, prefix) from None
     inputs = {i.name: getattr(model, i.name) for i in spec.inputs}
     given_inputs = {name: value for name, value in inputs.items() if value is not None}
-    params_model = model.params  # type: ignore[attr-defined]
-    given_params = {name: getattr(params_model, name) for name in params_model.model_fields_set}
+    given = model.params  # type: ignore[attr-defined]
+    given_params = {name: getattr(given, name) for name in given.model_fields_set}
     return LossCall(
         spec=spec,
         inputs=given_inputs,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,46 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("service.errors")
 
 
+class ErrorCap:
+    """How many field errors one problem document lists (``max_problem_errors``); the rest
+    are counted in ``errors_omitted``. Set from the settings by ``install_problem_handlers``."""
+
+    limit = 20
+
+
+def capped(errors: Iterable[FieldError], total: int | None = None) -> tuple[list[FieldError], int]:
+    """The first ``ErrorCap.limit`` errors, and how many more there are (``total`` when the
+    caller knows it without walking them)."""
+    if isinstance(errors, Sequence) and total is None:
+        total = len(errors)
+    first = list(islice(errors, ErrorCap.limit))
+    if total is None:  # an iterator: count the rest without keeping it
+        total = len(first) + sum(1 for _ in errors)
+    return first, max(0, total - len(first))
+
+
+def reject_unknown_keys(
+    document: Mapping[str, Any], known: Collection[str], prefix: Sequence[str | int]
+) -> None:
+    """A 422 naming the first unknown keys of ``document`` (at most ``ErrorCap.limit``) and
+    counting the rest, found without walking every key of a body that holds millions."""
+    if len(document) <= len(known) and all(key in known for key in document):
+        return  # the usual case, in as many steps as the document has keys
+    unknown = len(document) - sum(1 for key in known if key in document)
+    if unknown <= 0:
+        return
+    names = islice((key for key in document if key not in known), ErrorCap.limit)
+    errors = [
+        FieldError(
+            (*prefix, key),
+            "unknown field (not one of this endpoint's fields or params)",
+            "extra_forbidden",
+        )
+        for key in names
+    ]
+    raise invalid(errors, unknown)
+
+
 def problem_response(
     status: int,
     title: str,
@@ -44,9 +85,11 @@ def problem_response(
     }
     if instance:
         body["instance"] = instance
-    error_list = [e.as_dict() for e in errors]
-    if error_list:
-        body["errors"] = error_list
+    listed, omitted = capped(errors)
+    if listed:
+        body["errors"] = [e.as_dict() for e in listed]
+    if omitted:
+        body["errors_omitted"] = omitted
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
     return Response(dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
@@ -71,16 +114,25 @@ def from_pydantic(exc: ValidationError, prefix: Sequence[str | int] = ("body",))
 
 
 def invalid_from_errors(raw: Iterable[Any], prefix: Sequence[str | int] = ()) -> InvalidInput:
+    items = list(raw) if not isinstance(raw, Sequence) else raw
     errors = [
         FieldError((*prefix, *item["loc"]), _message(item), str(item.get("type", "value_error")))
-        for item in raw
+        for item in islice(items, ErrorCap.limit)
     ]
+    return invalid(errors, len(items))
+
+
+def invalid(errors: Sequence[FieldError], total: int) -> InvalidInput:
+    """A 422 for ``errors``, the first of ``total``; the detail names the first."""
     if not errors:
         return InvalidInput("the request is invalid")
     first = errors[0]
     where = ".".join(str(p) for p in first.loc)
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return InvalidInput(f"{where}: {first.msg}{more}", errors)
+    more = f" (and {total - 1} more)" if total > 1 else ""
+    extra: dict[str, object] = {}
+    if total > len(errors):
+        extra["errors_omitted"] = total - len(errors)
+    return InvalidInput(f"{where}: {first.msg}{more}", errors, extra=extra)
 
 
 def _message(item: Any) -> str:
@@ -94,7 +146,10 @@ UNPARSEABLE_BODY = "There was an error parsing the body"
 NOT_JSON_DETAIL = "body: not valid JSON (a JSON body is UTF-8 text)"
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, max_errors: int | None = None) -> None:
+    if max_errors is not None:
+        ErrorCap.limit = max_errors
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         return render(exc, request.url.path)

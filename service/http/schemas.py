@@ -93,7 +93,14 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
-    errors: list[FieldProblem] | None = None
+    errors: list[FieldProblem] | None = Field(
+        None,
+        description="One entry per field at fault, at most LOSS_SERVICE_MAX_PROBLEM_ERRORS "
+        "(default 20).",
+    )
+    errors_omitted: int | None = Field(
+        None, description="How many more errors there were beyond those listed."
+    )
 
 
 class ParamDescription(BaseModel):

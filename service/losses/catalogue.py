@@ -60,6 +60,9 @@ class ParamSpec:
 Check = Callable[[Tensors, Params], None]
 # Turns the decoded tensors and params into the call of the underlying function.
 Call = Callable[[Tensors, Params], torch.Tensor]
+# Work beyond the element-wise pass over the (broadcast) inputs, for losses whose cost grows
+# faster than their inputs: (elements of work, the input that drives it, how it is counted).
+ExtraWork = Callable[[Tensors, Params], tuple[int, str, str]]
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ class LossSpec:
     source: str = ""
     # What the service does differently from calling the function, or does not offer of it.
     notes: str = ""
+    # Inputs and tensor params torch broadcasts against each other (the cost estimate's
+    # element count is the largest shape any of them could broadcast to).
+    broadcast: tuple[str, ...] = ()
+    extra_work: ExtraWork | None = None
 
     @property
     def differentiable(self) -> tuple[str, ...]:
@@ -112,6 +119,9 @@ class LossOverrides:
     aliases: tuple[str, ...] = ()
     summary: str | None = None
     notes: str = ""
+    # None: every floating-point input and tensor param broadcast together.
+    broadcast: tuple[str, ...] | None = None
+    extra_work: ExtraWork | None = None
 
 
 def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides) -> LossSpec:
@@ -158,6 +168,11 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
             ParamSpec(pname, kind, default, description, choices, minimum=low, maximum=high)
         )
 
+    broadcast = extra.broadcast
+    if broadcast is None:
+        broadcast = tuple(i.name for i in inputs if i.role == "float") + tuple(
+            p.name for p in params if p.kind == "tensor"
+        )
     adapt = extra.adapt
     compute = extra.implementation or fn
 
@@ -181,6 +196,8 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
         notes=" ".join(
             [extra.notes, *(f"{n}: {why}" for n, why in extra.omitted_params.items())]
         ).strip(),
+        broadcast=broadcast,
+        extra_work=extra.extra_work,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from service.losses import checks, margins
+from service.losses import checks, margins, work
 from service.losses.catalogue import LossOverrides, Params, Tensors
 
 REDUCTIONS_KL = ("none", "mean", "sum", "batchmean")
@@ -100,6 +100,8 @@ OVERRIDES: dict[str, LossOverrides] = {
             "path (options=None: linear, then cross_entropy).",
         },
         check=checks.linear_class_target,
+        broadcast=("input",),
+        extra_work=work.linear_logits,
         aliases=("LinearCrossEntropyLoss",),
     ),
     "nll_loss": LossOverrides(
@@ -167,6 +169,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         roles={"target": "index"},
         check=checks.multilabel_margin_target,
         implementation=margins.multilabel_margin_loss,
+        extra_work=work.multilabel_margin_pairs,
         aliases=("MultiLabelMarginLoss",),
         notes=EMPTY_BATCH_NOTE,
     ),
@@ -188,6 +191,8 @@ OVERRIDES: dict[str, LossOverrides] = {
             "l_n = 1 - cos(x1_n, x2_n) if y_n = 1, max(0, cos(x1_n, x2_n) - margin) if y_n = -1"
         ),
         differentiable=("input1", "input2"),
+        # target is one label per pair (N), not broadcast against the (N, D) inputs.
+        broadcast=("input1", "input2"),
         aliases=("CosineEmbeddingLoss",),
     ),
     "margin_ranking_loss": LossOverrides(
@@ -229,6 +234,8 @@ OVERRIDES: dict[str, LossOverrides] = {
         roles={"targets": "index", "input_lengths": "index", "target_lengths": "index"},
         differentiable=("log_probs",),
         check=checks.ctc_indices,
+        broadcast=("log_probs",),
+        extra_work=work.ctc_lattice,
         aliases=("CTCLoss",),
     ),
     "generalized_box_iou_loss": LossOverrides(

@@ -25,12 +25,18 @@ _OBJECT_KEYS = {"shape", "dtype", "data", "base64"}
 
 
 class ElementBudget:
-    """Counts tensor elements across one request and stops it at the configured limit."""
+    """Counts tensor elements across one request and stops it at the configured limit.
 
-    def __init__(self, limit: int, max_depth: int) -> None:
+    It also carries the request's work budget (``work_limit``, None: unlimited), which the
+    compute layer's cost estimate (``service.compute.cost``) charges before torch runs.
+    """
+
+    def __init__(self, limit: int, max_depth: int, work_limit: int | None = None) -> None:
         self.limit = limit
         self.max_depth = max_depth
         self.used = 0
+        self.work_limit = work_limit
+        self.work_used = 0
 
     def take(self, count: int, loc: Loc) -> None:
         self.used += count

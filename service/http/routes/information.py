@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.responses import Response
 
 from service.compute.devices import DEVICE_PATTERN
@@ -13,7 +13,7 @@ from service.compute.information import InformationCall, InformationResult, meas
 from service.errors import MalformedBody
 from service.http.json_answer import answer_json
 from service.http.loss_requests import new_budget
-from service.http.problems import from_pydantic
+from service.http.problems import from_pydantic, reject_unknown_keys
 from service.http.routes.losses import ERROR_RESPONSES
 from service.http.schemas import Encoding, WireTensor, request_body, schema_ref
 from service.tensors.codec import encode_scalar, encode_tensor
@@ -38,12 +38,12 @@ class InformationRequest(BaseModel):
     q: WireTensor | None = Field(
         None, description="The model distribution Q, same shape as p; omit for H(P) alone."
     )
-    logits: bool = Field(False, description="p and q are logits (softmax is applied).")
+    logits: StrictBool = Field(False, description="p and q are logits (softmax is applied).")
     base: Literal["nats", "e", "bits", "2"] = Field(
         "nats", description="Units: nats (natural log, base e) or bits (log base 2)."
     )
     reduction: Literal["mean", "sum"] = Field("mean", description="How rows are reduced.")
-    grad: bool | list[Literal["q"]] = Field(
+    grad: StrictBool | list[Literal["q"]] = Field(
         False, description="true or ['q']: the gradient of the reduced H(P, Q) with respect to q."
     )
     dtype: FloatDTypeName = "float32"
@@ -84,6 +84,7 @@ def _payload(result: InformationResult, request: InformationRequest) -> dict[str
 def information_answer(document: Any, budget_settings: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedBody.at(("body",), "must be a JSON object with p (and q)", "dict_type")
+    reject_unknown_keys(document, InformationRequest.model_fields, ("body",))
     try:
         request = InformationRequest.model_validate(document)
     except ValidationError as exc:

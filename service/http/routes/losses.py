@@ -32,9 +32,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": text}
     for status, text in (
         (401, "A valid API key is required."),
-        (413, "The body or its tensors exceed a limit."),
+        (413, "The body, its tensors or the work they ask for exceed a limit."),
         (422, "The request cannot be computed with; `errors` names each field."),
-        (503, "The computation exceeded the time limit."),
+        (
+            503,
+            "The computation exceeded the time limit, or every compute worker is busy "
+            "(`Retry-After`).",
+        ),
     )
 }
 
