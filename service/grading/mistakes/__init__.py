@@ -8,9 +8,11 @@ to one of the ``MISTAKES`` tuples below.
 from __future__ import annotations
 
 from service.grading.mistakes import (
-    classification,
+    binary,
+    cross_entropy,
     divergence,
     numerics,
+    params,
     reductions,
     regression,
     shapes,
@@ -19,8 +21,10 @@ from service.grading.mistakes.base import Mistake
 
 CATALOGUE: tuple[Mistake, ...] = (
     *reductions.MISTAKES,
+    *params.MISTAKES,
     *regression.MISTAKES,
-    *classification.MISTAKES,
+    *cross_entropy.MISTAKES,
+    *binary.MISTAKES,
     *divergence.MISTAKES,
     *shapes.MISTAKES,
     *numerics.MISTAKES,
