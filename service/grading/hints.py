@@ -96,7 +96,7 @@ def hints_for(reference: Reference, quantity: Quantity) -> list[Hint]:
         except HINT_ERRORS:
             _failed(mistake, reference)
             continue
-        if facts is not None:
+        if facts is not None and _clearly_off(quantity):
             found.append(_Found(mistake, facts, 0.0))
     return _named(reference, quantity, found)
 
@@ -210,6 +210,19 @@ def _build_plan(reference: Reference, name: str, tolerance: Tolerance) -> _Plan:
         else np.zeros((0, order.size))
     )
     return _Plan(candidates, order, values, explainers)
+
+
+def _clearly_off(quantity: Quantity) -> bool:
+    """Every failing element is at least ``MARGIN`` tolerances off (or not finite): a near
+    miss is not explained by the inputs, however special the element it misses at."""
+    comparison = quantity.comparison
+    if comparison is None:
+        return True
+    tolerance = quantity.tolerance
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(quantity.submitted - quantity.expected)
+        far = ~(diff <= MARGIN * (tolerance.atol + tolerance.rtol * np.abs(quantity.expected)))
+    return not bool((comparison.mismatch_mask & ~far).any())
 
 
 def _error(value: Array, submitted: Array) -> float:
