@@ -20,7 +20,7 @@ import numpy as np
 from service.compute.engine import LossCall
 from service.grading.checks import grade
 from service.grading.compare import Array
-from service.grading.hints import MARGIN, alternatives_of
+from service.grading.hints import MARGIN, RECOMPUTE_ELEMENTS, alternatives_of
 from service.grading.mistakes import CATALOGUE
 from service.grading.mistakes.base import Mistake
 from service.grading.quantity import LOSS
@@ -147,6 +147,12 @@ def markdown() -> str:
         "(`bce_log_eps` of `bce_log_clamp`; a valid subgradient at a kink of any other); then "
         "the most specific one is named. Hints never quote reference values, so they are safe "
         "to pass to students with `reveal_reference: false`.",
+        "",
+        "What a mistake gives is computed once per problem, when a submission first fails; "
+        "with many submissions (`submissions`) each failing one costs a comparison of a few "
+        "elements with every candidate. On problems with more than "
+        f"{RECOMPUTE_ELEMENTS:,} input elements only the explanations and the shape mistakes "
+        "are tried.",
         "",
         "`GET /v1/grade/hints` lists the same codes as JSON, each with a complete example "
         "request (problem and wrong submission) to post to `/v1/grade`.",

@@ -27,7 +27,7 @@ from service.compute.engine import TORCH_INPUT_ERRORS
 from service.grading.compare import Array, all_close
 from service.grading.mistakes import CATALOGUE
 from service.grading.mistakes.base import Alternative, Facts, Mistake
-from service.grading.quantity import Quantity
+from service.grading.quantity import LOSS, Quantity
 from service.grading.reference import Reference
 from service.grading.tolerances import Tolerance
 
@@ -36,6 +36,10 @@ log = logging.getLogger("service.grading")
 # A mistake explains a failing element only where its answer is this many tolerances away from
 # the reference: a near miss of the reference is never blamed on a mistake.
 MARGIN = 8.0
+# Recomputing every mistake costs a few dozen evaluations of the loss, once per problem: above
+# this many input elements only explanations and shape mistakes are tried, so that a large
+# problem cannot make grading slow.
+RECOMPUTE_ELEMENTS = 1 << 18
 PROBES = 6  # evenly spaced elements compared before a full comparison, besides each
 # candidate's most telling element
 HINT_ERRORS = (*TORCH_INPUT_ERRORS, ArithmeticError)
@@ -171,19 +175,18 @@ def _plan(reference: Reference, name: str, tolerance: Tolerance) -> _Plan:
 
 
 def _build_plan(reference: Reference, name: str, tolerance: Tolerance) -> _Plan:
-    from service.grading.quantity import LOSS
-
     expected = reference.loss if name == LOSS else reference.grads[name]
     finite = np.isfinite(expected)
     bound = tolerance.atol + tolerance.rtol * np.abs(expected)
     candidates: list[_Candidate] = []
     explainers: list[Mistake] = []
+    small = sum(t.numel() for t in reference.tensors.values()) <= RECOMPUTE_ELEMENTS
     for mistake in CATALOGUE:
         if not mistake.concerns(reference, name):
             continue
         if mistake.explain is not None:
             explainers.append(mistake)
-        if mistake.recompute is None:
+        if mistake.recompute is None or not small:
             continue
         for alternative in alternatives_of(reference, mistake):
             value = alternative.values.get(name)
