@@ -81,3 +81,41 @@ def test_the_docs_page_is_generated_from_the_catalogue() -> None:
     assert page == markdown(), (
         "docs/grading-hints.md is stale: regenerate it with `python -m service.grading.hint_docs`"
     )
+
+
+def _codes(body: dict[str, object], quantity: str) -> list[str]:
+    from service.http.grading_requests import grade_document
+
+    answer = grade_document(body, Settings())
+    check = next(c for c in answer["checks"] if c["quantity"] == quantity)
+    assert not check["passed"]
+    return [hint["code"] for hint in check["hints"]]
+
+
+def test_two_mistakes_that_give_the_same_numbers_get_no_hint() -> None:
+    """With two elements and reduction 'sum', the gradient of the mean and the gradient
+    without mse's factor 2 are the same numbers: naming either would be a guess."""
+    x, y = [1.5, 2.0], [1.0, 2.5]
+    half = [a - b for a, b in zip(x, y, strict=True)]
+    body = {"loss": "mse_loss", "input": x, "target": y, "params": {"reduction": "sum"}}
+    assert _codes({**body, "submission": {"grad": {"input": half}}}, "grad.input") == []
+    three = {**body, "input": [*x, 3.2], "target": [*y, 2.8]}  # now they differ
+    half3 = [*half, 3.2 - 2.8]
+    codes = _codes({**three, "submission": {"grad": {"input": half3}}}, "grad.input")
+    assert codes == ["mse_gradient_missing_2"]
+
+
+def test_the_more_specific_mistake_is_named() -> None:
+    """log(p + eps) is one way of not clamping like PyTorch: bce_log_eps, not bce_log_clamp."""
+    import math
+
+    p, y = [0.0, 0.7, 0.4], [1.0, 1.0, 0.0]
+    shifted = [
+        -(t * math.log(q + 1e-7) + (1 - t) * math.log(1 - q + 1e-7))
+        for q, t in zip(p, y, strict=True)
+    ]
+    body: dict[str, object] = {"loss": "binary_cross_entropy", "input": p, "target": y}
+    body["params"] = {"reduction": "none"}
+    assert _codes({**body, "submission": {"loss": shifted}}, "loss") == ["bce_log_eps"]
+    other = [50.0, *shifted[1:]]  # another clamp, not one the catalogue knows
+    assert _codes({**body, "submission": {"loss": other}}, "loss") == ["bce_log_clamp"]

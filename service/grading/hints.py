@@ -42,7 +42,7 @@ MARGIN = 8.0
 RECOMPUTE_ELEMENTS = 1 << 18
 PROBES = 6  # evenly spaced elements compared before a full comparison, besides each
 # candidate's most telling element
-HINT_ERRORS = (*TORCH_INPUT_ERRORS, ArithmeticError)
+HINT_ERRORS = (*TORCH_INPUT_ERRORS, ArithmeticError, KeyError)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class Mistake:
         if key not in reference.memo:
             try:
                 reference.memo[key] = bool(self.applies(reference))
-            except TORCH_INPUT_ERRORS:
+            except (*TORCH_INPUT_ERRORS, ArithmeticError, KeyError):
                 reference.memo[key] = False
         return bool(reference.memo[key])
 
