@@ -32,7 +32,6 @@ L1_SUM = pair_problem("l1_loss", reduction="sum")
 L1_W = pair_problem("l1_loss", weight=positive_weight)
 HUBER = pair_problem("huber_loss", delta=2.0)
 SMOOTH = pair_problem("smooth_l1_loss", beta=0.5)
-W3 = [0.5, 2.0, 1.0]
 
 
 def ce_weight_problem(rng: np.random.Generator, size: int) -> Problem:

@@ -157,14 +157,6 @@ def some(*alternatives: Alternative | None) -> list[Alternative]:
     return [a for a in alternatives if a is not None]
 
 
-def param(reference: Reference, name: str) -> Any:
-    return reference.param(name)
-
-
-def tensor(reference: Reference, name: str) -> torch.Tensor | None:
-    return reference.tensors.get(name)
-
-
 def reduce_like(
     reference: Reference, per_element: torch.Tensor, mean_count: Any = None
 ) -> torch.Tensor:
@@ -178,7 +170,3 @@ def reduce_like(
     if reduction == "batchmean":
         return per_element.sum() / per_element.shape[0] if per_element.dim() else per_element
     return per_element.sum() / mean_count if mean_count is not None else per_element.mean()
-
-
-def label(quantity: Quantity) -> str:
-    return quantity.label
