@@ -152,7 +152,7 @@ def _check(
             expected=expected,
         )
     if value.shape != expected.shape:
-        hints = shape_hints(label, expected, value, tolerance)
+        hints = shape_hints(reference, name, expected, value, tolerance)
         message = messages.wrong_shape(label, expected.shape, value.shape)
         return Check(path, False, "shape", message, tolerance, tuple(hints), expected, value)
     comparison = compare(expected, value, tolerance)

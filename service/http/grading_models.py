@@ -6,8 +6,11 @@ walked by pydantic); these models describe the same fields.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.grading.mistakes import CATALOGUE
 from service.http.schemas import LossResponse, Problem, WireTensor
 
 
@@ -72,11 +75,11 @@ class GradeRequest(BaseModel):
 
 class Hint(BaseModel):
     code: str = Field(
-        description="sum_instead_of_mean, mean_instead_of_sum, gradient_of_sum, "
-        "gradient_of_mean, mean_over_samples, label_smoothing_ignored, sign_flipped, "
-        "softmax_not_fused, bce_log_clamp, subgradient_at_kink, ctc_log_softmax, transposed"
+        description="The mistake, one of: "
+        + ", ".join(mistake.code for mistake in CATALOGUE)
+        + ". GET /v1/grade/hints describes each."
     )
-    message: str
+    message: str = Field(description="What the mistake is and how to fix it, for a student.")
 
 
 class Worst(BaseModel):
@@ -143,6 +146,29 @@ class GradeManyResponse(BaseModel):
     summary: Summary
     tolerance: Tolerances
     reference: LossResponse | None = Field(None, description="Absent with reveal_reference false.")
+
+
+class HintExample(BaseModel):
+    request: dict[str, Any] = Field(
+        description="A complete POST /v1/grade body: a small problem and the submission the "
+        "mistake produces."
+    )
+    quantity: str = Field(description="The check that gets the hint: 'loss' or 'grad.<input>'.")
+    hint: str | None = Field(description="The hint's message for this example.")
+
+
+class HintCode(BaseModel):
+    code: str
+    losses: list[str] = Field(description="The losses whose checks can get this hint.")
+    quantities: list[str] = Field(description="'loss', 'grad' or both.")
+    description: str = Field(description="The mistake, as a student makes it.")
+    example: HintExample
+
+
+class HintListing(BaseModel):
+    """Every hint code, generated from the catalogue of mistakes."""
+
+    hints: list[HintCode]
 
 
 def request_models() -> list[type[BaseModel]]:

@@ -63,6 +63,9 @@ def _real_examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     mse = describe(resolve("mse_loss")).model_dump(mode="json")
     examples["describe_loss"] = ({}, mse)
     examples["list_losses"] = ({}, {"losses": [mse], "aliases": {"MSELoss": "mse_loss"}})
+    from service.grading.hint_docs import hint_listing
+
+    examples["list_hints"] = ({}, {"hints": list(hint_listing()[:1])})
     examples["healthz"] = ({}, {"status": "ok"})
     examples["readyz"] = ({}, {"status": "ready"})
     info_request = {**EXAMPLE, "device": "cpu"}

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.http.grading_models import GradeManyResponse, GradeRequest, GradeResponse
+from service.grading.hint_docs import hint_listing
+from service.http.grading_models import (
+    GradeManyResponse,
+    GradeRequest,
+    GradeResponse,
+    HintListing,
+)
 from service.http.grading_requests import grade_document
 from service.http.json_answer import answer_json
 from service.http.routes.losses import ERROR_RESPONSES
@@ -37,3 +45,16 @@ EXAMPLE = {
 )
 async def grade(request: Request) -> Response:
     return await answer_json(request, grade_document)
+
+
+@router.get(
+    "/grade/hints",
+    operation_id="list_hints",
+    summary="Every hint code grading can give, with the losses it applies to and an example",
+    description="Generated from the catalogue of known mistakes. A hint names a mistake only "
+    "when the mistake's own recomputation reproduces the submission within the grading "
+    "tolerance; each entry's example is a complete POST /v1/grade body that gets it.",
+    response_model=HintListing,
+)
+def list_hints() -> dict[str, Any]:
+    return {"hints": list(hint_listing())}

@@ -1,0 +1,183 @@
+"""The hint codes, generated from the catalogue of mistakes: the listing ``GET /v1/grade/hints``
+answers, and the page ``docs/grading-hints.md``.
+
+Each entry's example is graded for real (the example problem, the submission the mistake
+produces), so the message shown is the one the service gives.
+
+    python -m service.grading.hint_docs     # rewrites docs/grading-hints.md
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.compute.engine import LossCall
+from service.grading.checks import grade
+from service.grading.compare import Array
+from service.grading.hints import MARGIN, RECOMPUTE_ELEMENTS, alternatives_of
+from service.grading.mistakes import CATALOGUE
+from service.grading.mistakes.base import Mistake
+from service.grading.quantity import LOSS
+from service.grading.reference import Reference, build_reference
+from service.grading.tolerances import tolerance_for
+from service.losses.registry import catalogue, resolve
+from service.tensors.codec import ElementBudget, encode_scalar
+from service.tensors.dtypes import float_dtype
+
+DOCS_PATH = Path("docs") / "grading-hints.md"
+EXAMPLE_BUDGET = (1_000_000, 32)
+
+
+def example_call(problem: dict[str, Any]) -> LossCall:
+    spec = resolve(problem["loss"])
+    names = {i.name for i in spec.inputs}
+    return LossCall(
+        spec=spec,
+        inputs={k: v for k, v in problem.items() if k in names},
+        params=dict(problem.get("params", {})),
+        grad=True,
+        dtype=float_dtype(problem.get("dtype", "float32"), ("body", "dtype")),
+        device="cpu",
+    )
+
+
+def example_value(mistake: Mistake, reference: Reference) -> Array:
+    """What a student who makes ``mistake`` submits for the example's quantity."""
+    example = mistake.example
+    if example.submit is not None:
+        return np.asarray(example.submit(reference), dtype=np.float64)
+    expected = reference.loss if example.quantity == LOSS else reference.grads[example.quantity]
+    for alternative in alternatives_of(reference, mistake):
+        value = alternative.values.get(example.quantity)
+        if (
+            value is not None
+            and value.shape == expected.shape
+            and np.any(np.abs(value - expected) > MARGIN * 1e-5 * (1 + np.abs(expected)))
+        ):
+            return value
+    raise ValueError(f"the example of {mistake.code} does not show the mistake")
+
+
+def example_submission(mistake: Mistake) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The example's ``/v1/grade`` body and the check of the quantity the mistake shows in."""
+    example = mistake.example
+    budget = ElementBudget(*EXAMPLE_BUDGET)
+    call = example_call(example.problem)
+    reference = build_reference(call, budget)
+    value = _wire(example_value(mistake, reference).tolist())
+    quantity = example.quantity
+    submission = {"loss": value} if quantity == LOSS else {"grad": {quantity: value}}
+    body = {**example.problem, "submission": submission}
+    # Graded on a fresh reference, as a request would be.
+    fresh = build_reference(replace(call), ElementBudget(*EXAMPLE_BUDGET))
+    tolerance = tolerance_for(call.dtype.torch, None, None)
+    result = grade(fresh, submission, tolerance, ("body", "submission"), budget, True)
+    path = LOSS if quantity == LOSS else f"grad.{quantity}"
+    (check,) = [c for c in result.as_dict(reveal=True)["checks"] if c["quantity"] == path]
+    return body, check
+
+
+def _wire(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_wire(item) for item in node]
+    return encode_scalar(float(node))
+
+
+def _losses(mistake: Mistake) -> list[str]:
+    return list(mistake.losses) if mistake.losses else sorted(catalogue())
+
+
+def _quantities(mistake: Mistake) -> list[str]:
+    return [name for name, on in (("loss", mistake.on_loss), ("grad", mistake.on_grad)) if on]
+
+
+@cache
+def hint_listing() -> tuple[dict[str, Any], ...]:
+    """Every hint code with the losses and quantities it concerns, a description and a
+    graded example."""
+    entries = []
+    for mistake in CATALOGUE:
+        body, check = example_submission(mistake)
+        hints = check["hints"]
+        entries.append(
+            {
+                "code": mistake.code,
+                "losses": _losses(mistake),
+                "quantities": _quantities(mistake),
+                "description": mistake.description,
+                "example": {
+                    "request": body,
+                    "quantity": check["quantity"],
+                    "hint": hints[0]["message"] if hints else None,
+                },
+            }
+        )
+    return tuple(entries)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown() -> str:
+    lines = [
+        "# Grading hints",
+        "",
+        "<!-- Generated by `python -m service.grading.hint_docs` from the catalogue of "
+        "mistakes (service/grading/mistakes/); do not edit by hand. -->",
+        "",
+        "When a check of `POST /v1/grade` fails, the service looks for the mistake behind it "
+        "in a catalogue of mistakes students make. Each mistake is a small recomputation (the "
+        "wrong implementation, run on the problem's inputs) or an explanation from the inputs "
+        "(non-finite values exactly where the textbook formula overflows, mismatches only at a "
+        "kink). A hint names a mistake only when it reproduces the submission within the "
+        "grading tolerance, and every element that fails is one where the mistake's answer is "
+        f"at least {MARGIN:g} tolerances away from the reference, so a near miss of the right "
+        "answer never gets a hint, and a submission that passes never does.",
+        "",
+        "Precision comes first: when two mistakes reproduce a submission equally (on some "
+        "problems they give the same numbers, e.g. the sum instead of the mean with one "
+        "element), no hint is given, unless one of them is a special case of the other "
+        "(`bce_log_eps` of `bce_log_clamp`; a valid subgradient at a kink of any other); then "
+        "the most specific one is named. Hints never quote reference values, so they are safe "
+        "to pass to students with `reveal_reference: false`.",
+        "",
+        "What a mistake gives is computed once per problem, when a submission first fails; "
+        "with many submissions (`submissions`) each failing one costs a comparison of a few "
+        "elements with every candidate. On problems with more than "
+        f"{RECOMPUTE_ELEMENTS:,} input elements only the explanations and the shape mistakes "
+        "are tried.",
+        "",
+        "`GET /v1/grade/hints` lists the same codes as JSON, each with a complete example "
+        "request (problem and wrong submission) to post to `/v1/grade`.",
+        "",
+        "| code | losses | quantities | the mistake | example hint |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for entry, mistake in zip(hint_listing(), CATALOGUE, strict=True):
+        losses = ", ".join(mistake.losses) if mistake.losses else "every loss"
+        example = entry["example"]
+        hint = example["hint"] or ""
+        lines.append(
+            f"| `{entry['code']}` | {losses} | {', '.join(entry['quantities'])} | "
+            f"{_cell(entry['description'])} | {_cell(hint)} "
+            f"({example['request']['loss']}, {example['quantity']}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    root = Path(__file__).resolve().parents[2]
+    path = root / DOCS_PATH
+    path.write_text(markdown(), encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
