@@ -18,7 +18,7 @@ from service.http.loss_fast_path import LossFastPath
 from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
-from service.http.routes import evaluate, grading, information, losses, operations
+from service.http.routes import evaluate, grading, information, losses, oip, operations
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
@@ -39,6 +39,11 @@ TAGS = [
     {"name": "grading", "description": "Grading submitted losses and gradients, with hints."},
     {"name": "operations", "description": "Health, readiness and service information."},
     {"name": "jobs", "description": "MNIST training jobs in the background."},
+    {
+        "name": "inference protocol",
+        "description": "The Open Inference Protocol (KServe v2, Triton) over HTTP: each loss "
+        'is a model; errors are `{"error": ...}`.',
+    },
 ]
 
 
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
         app.include_router(router, responses=UNAUTHORIZED)
+    app.include_router(oip.router)
     # Middleware added first runs innermost: requests meet the request id and metrics, then
     # the body limit, then the API key, then the loss fast path, then FastAPI's router.
     app.add_middleware(LossFastPath)
