@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +10,7 @@ import torch
 from fastapi import FastAPI
 
 from service import __version__
+from service.compute import torch_warnings
 from service.http.auth import UNAUTHORIZED, ApiKeyGate
 from service.http.context import AppContext
 from service.http.limits import BodySizeLimit
@@ -51,9 +51,9 @@ def configure_torch(settings: Settings) -> None:
     # Each worker takes its share of the cores; torch's default (all cores per process)
     # makes workers fight over them and collapses multi-worker throughput.
     torch.set_num_threads(settings.effective_torch_threads())
-    # Torch's advice (kl_div's 'mean', broadcasting targets) would fill the log once per request;
-    # it concerns the client's inputs, not the service.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|service)\.")
+    # Torch's advice (kl_div's 'mean', broadcasting targets) concerns the client's inputs, not
+    # the service: it goes into the answer, never the log.
+    torch_warnings.install()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -128,9 +128,8 @@ def infer(
             binary = request.binary_output if output.binary is None else output.binary
             chosen.append((output.name, computed[output.name], binary))
     parameters: dict[str, Any] = {"dtype": result.dtype, "device": result.device}
-    warnings = getattr(result, "warnings", ())
-    if warnings:
-        parameters["warnings"] = "\n".join(warnings)
+    if result.warnings:  # a parameter is a string: one warning per line
+        parameters["warnings"] = "\n".join(result.warnings)
     header: dict[str, Any] = {"model_name": spec.name, "model_version": VERSION}
     if request.id is not None:
         header["id"] = request.id

@@ -73,6 +73,9 @@ class LossSpec:
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     source: str = ""
+    # Tensors (inputs or tensor params) torch broadcasts against the others when their shapes
+    # differ; for some losses it warns, as the answer's ``warnings`` then say.
+    broadcast: tuple[str, ...] = ()
 
     @property
     def differentiable(self) -> tuple[str, ...]:
@@ -103,6 +106,7 @@ class LossOverrides:
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     summary: str | None = None
+    broadcast: tuple[str, ...] = ()
 
 
 def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides) -> LossSpec:
@@ -160,6 +164,7 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
         check=extra.check,
         aliases=extra.aliases,
         source=f"{fn.__module__}.{fn.__qualname__}",
+        broadcast=extra.broadcast,
     )
 
 
