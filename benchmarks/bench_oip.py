@@ -18,6 +18,7 @@ bytes are checked to be the service's. The floor of the v1 forms is ``bench_loss
 
     python benchmarks/bench_oip.py            # about 1 minute
     python benchmarks/bench_oip.py --reps 5   # quicker
+    python benchmarks/bench_oip.py --torch-threads 1   # steadier on a machine others load
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from bench_losses import (
     CORES,
     HOST,
+    Server,
     floor_answer,
     group_cpu_seconds,
     large_cases,
@@ -136,6 +138,9 @@ def requests() -> list[Request]:
     # The JSON form's floor is the binary one: the least any form of this request can cost.
     return [
         Request("OIP binary", infer, binary, octets, floor),
+        # A bare endpoint (reference_apps/ceiling.py) that reads the body and sends it back:
+        # what moving these bytes over HTTP costs, with no computation.
+        Request("HTTP alone", infer, binary, octets, floor),
         Request("OIP JSON", infer, json_body, json_type, floor),
         *(
             Request(f"v1 {form}", "/v1/losses/mse_loss", v1[form].body, json_type,
@@ -145,60 +150,71 @@ def requests() -> list[Request]:
     ]  # fmt: skip
 
 
-def post(conn: http.client.HTTPConnection, request: Request) -> bytes:
+def post(port: int, request: Request) -> bytes:
+    # A connection per request: a floor that runs past the server's keep-alive timeout on a
+    # busy machine would otherwise find its connection closed. Connecting costs ~0.1 ms.
+    conn = http.client.HTTPConnection(HOST, port, timeout=300)
     conn.request("POST", request.path, body=request.body, headers=request.headers)
     response = conn.getresponse()
     content = response.read()
+    conn.close()
     if response.status != 200:
         raise RuntimeError(f"{request.name}: HTTP {response.status}: {content[:300]!r}")
     return content
+
+
+def measure(live: Any, case: Request, reps: int) -> list[str]:
+    """``reps`` requests, each beside a run of the floor; a row of the table."""
+    post(live.port, case)
+    case.floor()
+    wall, cpu, floor_wall, floor_cpu = [], [], [], []
+    for _ in range(reps):
+        server_cpu = group_cpu_seconds(live.pgid)
+        start = time.perf_counter()
+        post(live.port, case)
+        wall.append(time.perf_counter() - start)
+        cpu.append(group_cpu_seconds(live.pgid) - server_cpu)
+        start, own_cpu = time.perf_counter(), time.process_time()
+        case.floor()
+        floor_wall.append(time.perf_counter() - start)
+        floor_cpu.append(time.process_time() - own_cpu)
+    best, median = min(wall), statistics.median(wall)
+    print(f"  {case.name:<12} {ms(best):>8} ms best (floor {ms(min(floor_wall))} ms)")
+    return [
+        case.name,
+        f"{len(case.body) / 1e6:.1f} MB",
+        f"{ms(min(floor_wall))} / {ms(statistics.median(floor_wall))}",
+        f"{ms(best)} / {ms(median)}",
+        f"{best / min(floor_wall):.2f}x / {median / statistics.median(floor_wall):.2f}x",
+        f"{ms(min(cpu))} / {ms(min(floor_cpu))} = {min(cpu) / min(floor_cpu):.2f}x",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=9, help="timed requests of each form")
     parser.add_argument("--port", type=int, default=8872, help="loopback port of the server")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=CORES,
+        help="torch threads of the server's worker and of the floor alike (default: the cores)",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(CORES)  # the floor gets what a single-worker service gets
+    torch.set_num_threads(args.torch_threads)
     cases = requests()
     rows: list[list[str]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-oip-") as tmp,
-        running(service(1), args.port, Path(tmp)) as live,
-    ):
-        conn = http.client.HTTPConnection(HOST, live.port, timeout=300)
-        same = post(conn, cases[0]) == cases[0].floor()
-        for case in cases:
-            post(conn, case)
-            case.floor()
-            wall, cpu, floor_wall, floor_cpu = [], [], [], []
-            for _ in range(args.reps):
-                server_cpu = group_cpu_seconds(live.pgid)
-                start = time.perf_counter()
-                post(conn, case)
-                wall.append(time.perf_counter() - start)
-                cpu.append(group_cpu_seconds(live.pgid) - server_cpu)
-                start, own_cpu = time.perf_counter(), time.process_time()
-                case.floor()
-                floor_wall.append(time.perf_counter() - start)
-                floor_cpu.append(time.process_time() - own_cpu)
-            best, median = min(wall), statistics.median(wall)
-            print(f"  {case.name:<12} {ms(best):>8} ms best (floor {ms(min(floor_wall))} ms)")
-            rows.append(
-                [
-                    case.name,
-                    f"{len(case.body) / 1e6:.1f} MB",
-                    f"{ms(min(floor_wall))} / {ms(statistics.median(floor_wall))}",
-                    f"{ms(best)} / {ms(median)}",
-                    f"{best / min(floor_wall):.2f}x / "
-                    f"{median / statistics.median(floor_wall):.2f}x",
-                    f"{ms(min(cpu))} / {ms(min(floor_cpu))} = {min(cpu) / min(floor_cpu):.2f}x",
-                ]
-            )
-        conn.close()
+    ceiling = Server("ceiling", "benchmarks.reference_apps.ceiling:app", 1, {})
+    with tempfile.TemporaryDirectory(prefix="bench-oip-") as tmp:
+        with running(ceiling, args.port, Path(tmp)) as live:
+            rows.append(measure(live, cases[1], args.reps))
+        with running(service(1, args.torch_threads), args.port, Path(tmp)) as live:
+            same = post(live.port, cases[0]) == cases[0].floor()
+            rows += [measure(live, case, args.reps) for case in cases if case.name != "HTTP alone"]
     print(
         f"\n## mse_loss, 2 x {ELEMENTS:,} float32 elements with both gradients "
-        f"({platform.machine()}, {CORES} cores, torch {torch.__version__}, load average "
+        f"({platform.machine()}, {CORES} cores, {args.torch_threads} torch threads, torch "
+        f"{torch.__version__}, load average "
         f"{os.getloadavg()[0]:.1f}); end to end, ms, best / median of {args.reps}\n"
     )
     header = ["form", "body", "floor", "service", "service / floor", "CPU ms: server / floor"]

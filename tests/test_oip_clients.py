@@ -5,7 +5,9 @@ what ``POST /v1/losses/{name}`` gives for the same tensors."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.test_examples import Server, live_server, need
+from tests.test_examples import ROOT, Server, live_server, need
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((4, 3)).astype(np.float32)
@@ -256,3 +258,18 @@ def test_curl_health_and_metadata(server: Server) -> None:
         "datatype": "FP32",
         "shape": [-1],
     }
+
+
+@pytest.mark.slow
+def test_the_tritonclient_example_runs(server: Server) -> None:
+    done = subprocess.run(
+        [sys.executable, "examples/tritonclient/losses.py"],
+        cwd=ROOT,
+        env={**os.environ, "LOSS_SERVICE_URL": server.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "mse_loss: 0.22000003" in done.stdout
+    assert "cross_entropy: 1.4928973" in done.stdout
