@@ -77,6 +77,7 @@ def server_live() -> Liveness:
     "/health/ready",
     operation_id="oip_server_ready",
     summary="Server readiness",
+    response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Starting or shutting down."}},
 )
 def server_ready(request: Request) -> Response:
