@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +10,7 @@ import torch
 from fastapi import FastAPI
 
 from service import __version__
+from service.compute import torch_warnings
 from service.http.auth import UNAUTHORIZED, ApiKeyGate
 from service.http.body_guard import BodyKeyGuard
 from service.http.context import AppContext
@@ -20,7 +20,7 @@ from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
 from service.http.rate_limit import RATE_LIMITED, RateLimit
-from service.http.routes import evaluate, grading, information, losses, operations
+from service.http.routes import evaluate, grading, information, losses, oip, operations
 from service.http.streams import EventStreamCap
 from service.jobs.routes import jobs_lifespan
 from service.jobs.routes import router as jobs_router
@@ -52,6 +52,11 @@ TAGS = [
     {"name": "grading", "description": "Grading submitted losses and gradients, with hints."},
     {"name": "operations", "description": "Health, readiness and service information."},
     {"name": "jobs", "description": "MNIST training jobs in the background."},
+    {
+        "name": "inference protocol",
+        "description": "The Open Inference Protocol (KServe v2, Triton) over HTTP: each loss "
+        'is a model; errors are `{"error": ...}`.',
+    },
 ]
 
 
@@ -59,9 +64,9 @@ def configure_torch(settings: Settings) -> None:
     # Each worker takes its share of the cores; torch's default (all cores per process)
     # makes workers fight over them and collapses multi-worker throughput.
     torch.set_num_threads(settings.effective_torch_threads())
-    # Torch's advice (kl_div's 'mean', broadcasting targets) would fill the log once per request;
-    # it concerns the client's inputs, not the service.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|service)\.")
+    # Torch's advice (kl_div's 'mean', broadcasting targets) concerns the client's inputs, not
+    # the service: it goes into the answer, never the log.
+    torch_warnings.install()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (declare_security); the 429 of the rate limit always (it is on by default).
     for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
         app.include_router(router, responses={**UNAUTHORIZED, **RATE_LIMITED})
+    app.include_router(oip.router)
     # Middleware added first runs innermost: requests meet the request id and metrics, then
     # the rate limit, then the body limit, then the API key, then the event-stream cap, then
     # the loss fast path, then the unknown-key guard of the jobs routes' bodies, then

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.http.auth import OPEN_PATHS
+
 MSE = {"input": [1.5, 2.0], "target": [1.0, 2.5]}
 PROTECTED = [
     ("GET", "/v1/losses", None),
@@ -20,6 +22,7 @@ PROTECTED = [
     ("GET", "/v1/jobs/0123456789abcdef", None),
 ]
 OPEN = ["/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/v1/info"]
+OPEN += ["/v2", "/v2/health/live", "/v2/health/ready"]
 
 
 @pytest.fixture
@@ -52,6 +55,19 @@ def test_operations_and_docs_stay_open(keyed: TestClient, path: str) -> None:
     assert keyed.get(path).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v2/models"), ("GET", "/v2/models/mse_loss"), ("POST", "/v2/models/mse_loss/infer")],
+)
+def test_inference_protocol_models_need_a_key_and_say_so_as_the_protocol_does(
+    keyed: TestClient, method: str, path: str
+) -> None:
+    response = call(keyed, method, path, None, None)
+    assert response.status_code == 401
+    assert response.json() == {"error": "send the API key as 'Authorization: Bearer <key>'"}
+    assert call(keyed, method, path, None, "Bearer alpha-key").status_code != 401
+
+
 def test_without_keys_nothing_needs_one(client: TestClient) -> None:
     for method, path, body in PROTECTED:
         assert call(client, method, path, body, None).status_code != 401
@@ -69,7 +85,7 @@ def test_protected_operations_document_401_only_with_keys(keyed: TestClient) -> 
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            if path.startswith("/v1/") and path != "/v1/info":
+            if path.startswith(("/v1/", "/v2")) and path not in OPEN_PATHS:
                 assert "401" in operation["responses"], path
                 assert operation.get("security") == [{"HTTPBearer": []}], path
             else:

@@ -18,3 +18,9 @@ async def healthz() -> Response:
 async def compute(request: Request, name: str) -> Response:
     await request.body()
     return Response(ANSWER, media_type="application/json")
+
+
+@app.post("/v2/models/{name}/infer")
+async def echo(request: Request, name: str) -> Response:
+    """HTTP alone for bench_oip.py: the body read, and as many bytes sent back."""
+    return Response(await request.body(), media_type="application/octet-stream")

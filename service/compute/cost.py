@@ -77,7 +77,7 @@ def loss_estimate(
 ) -> Estimate:
     """The work of ``spec`` on decoded (not yet computed) tensors and params."""
     present = {**tensors, **{k: v for k, v in params.items() if isinstance(v, torch.Tensor)}}
-    group = {name: present[name] for name in spec.broadcast if name in present}
+    group = {name: present[name] for name in spec.work_broadcast if name in present}
     bound = broadcast_bound(t.shape for t in group.values())
     broadcast = math.prod(bound) if group else 0
     largest = max((t.numel() for t in present.values()), default=1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from service.compute import torch_warnings
 from service.compute.cost import charge_loss
 from service.compute.devices import resolve_device
 from service.errors import FieldError, InvalidInput, Loc
@@ -39,6 +40,7 @@ class LossResult:
     grads: dict[str, torch.Tensor]
     dtype: str
     device: str
+    warnings: tuple[str, ...] = ()  # what torch warned about the inputs, in order
 
 
 def decode_call(
@@ -102,6 +104,7 @@ def run_loss(
 ) -> LossResult:
     """Call the loss on decoded, checked tensors already on their device; differentiate."""
     leaves = [tensors[name].requires_grad_(True) for name in grad_names]
+    warned, token = torch_warnings.start()
     try:
         with torch.set_grad_enabled(bool(leaves)):
             loss = spec.call(tensors, params)
@@ -114,6 +117,8 @@ def run_loss(
         raise InvalidInput(
             message, (FieldError(("body",), message, "torch_error"),), extra={"loss": spec.name}
         ) from exc
+    finally:
+        torch_warnings.stop(token)
     return LossResult(
         loss=loss.detach(),
         grads={
@@ -122,6 +127,7 @@ def run_loss(
         },
         dtype=dtype,
         device=device,
+        warnings=tuple(warned),
     )
 
 

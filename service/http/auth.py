@@ -1,5 +1,6 @@
-"""Optional API keys: with ``LOSS_SERVICE_API_KEYS`` set, every /v1 path but ``/v1/info``
-requires ``Authorization: Bearer <key>``; operations endpoints and the docs stay open."""
+"""Optional API keys: with ``LOSS_SERVICE_API_KEYS`` set, every /v1 and /v2 path but
+``/v1/info`` and the protocol's server metadata and health requires
+``Authorization: Bearer <key>``; operations endpoints and the docs stay open."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from service.errors import Unauthorized
 from service.http.problems import render
 from service.http.schemas import Problem
 
-OPEN_PATHS = frozenset({"/v1/info"})
+OPEN_PATHS = frozenset({"/v1/info", "/v2", "/v2/health/live", "/v2/health/ready"})
 SECURITY_SCHEME = "HTTPBearer"
 SECURITY_SCHEMES = {
     SECURITY_SCHEME: {
@@ -41,7 +42,7 @@ class ApiKeyGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith("/v1/") and path not in OPEN_PATHS:
+        if scope["type"] == "http" and path.startswith(("/v1/", "/v2")) and path not in OPEN_PATHS:
             error = self._check(scope)
             if error is not None:
                 await render(error, path)(scope, receive, send)

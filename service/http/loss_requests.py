@@ -65,12 +65,15 @@ def parse_loss_call(spec: LossSpec, document: Any, prefix: Loc = ("body",)) -> L
 
 def response_payload(result: LossResult, encoding: str) -> dict[str, Any]:
     enc: Encoding = "base64" if encoding == "base64" else "json"
-    return {
+    payload = {
         "loss": encode_loss(result.loss, enc),
         "grad": {name: encode_tensor(g, enc) for name, g in result.grads.items()},
         "dtype": result.dtype,
         "device": result.device,
     }
+    if result.warnings:  # only then: answers without warnings keep their shape
+        payload["warnings"] = list(result.warnings)
+    return payload
 
 
 def encode_loss(loss: torch.Tensor, encoding: str) -> Any:

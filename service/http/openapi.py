@@ -21,15 +21,24 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 def extra_models() -> list[type[BaseModel]]:
     from service.http.grading_models import request_models
+    from service.http.oip_models import InferRequest, OipError
     from service.http.routes.information import InformationRequest
 
-    return [*all_request_models(), InformationRequest, *request_models(), Problem]
+    return [
+        *all_request_models(), InformationRequest, *request_models(), Problem,
+        InferRequest, OipError,
+    ]  # fmt: skip
 
 
 def _declare_problem_bodies(document: dict[str, Any]) -> None:
-    """Every error response is a problem+json body with the Problem schema."""
+    """Every error response is a problem+json body with the Problem schema, but under /v2,
+    where the Open Inference Protocol's routes declare their own (and never answer 422)."""
     content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF_TEMPLATE.format(model="Problem")}}}
-    for operations in document.get("paths", {}).values():
+    for path, operations in document.get("paths", {}).items():
+        if path == "/v2" or path.startswith("/v2/"):
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+            continue
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 if status[:1] in ("4", "5"):

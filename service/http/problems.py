@@ -77,6 +77,14 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, object] | None = None,
 ) -> Response:
+    if instance is not None and (instance == "/v2" or instance.startswith("/v2/")):
+        # The Open Inference Protocol's error form, which its clients read.
+        return Response(
+            dumps({"error": detail}),
+            status_code=400 if status == 422 else status,
+            media_type="application/json",
+            headers=headers,
+        )
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,

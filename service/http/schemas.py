@@ -75,6 +75,11 @@ class LossResponse(BaseModel):
     )
     dtype: str = Field(description="The floating dtype the loss was computed in.")
     device: str = Field(description="The device that ran the computation, e.g. 'cpu', 'cuda:0'.")
+    warnings: list[str] | None = Field(
+        None,
+        description="What torch warned about the inputs (e.g. a target broadcast to the "
+        "input's shape, kl_div's 'mean'), in torch's words; present only when it warned.",
+    )
 
 
 class FieldProblem(BaseModel):
@@ -131,6 +136,11 @@ class LossDescription(BaseModel):
     inputs: list[InputDescription]
     params: list[ParamDescription]
     differentiable: list[str]
+    broadcast: list[str] = Field(
+        description="The inputs and tensor params that torch broadcasts against the others when "
+        "their shapes differ (for some losses with a warning, which the answer's `warnings` "
+        "carry); the others must have the shapes torch requires (a 422 otherwise)."
+    )
     endpoint: str
     notes: str = Field(
         "",

@@ -78,9 +78,12 @@ class LossSpec:
     source: str = ""
     # What the service does differently from calling the function, or does not offer of it.
     notes: str = ""
-    # Inputs and tensor params torch broadcasts against each other (the cost estimate's
-    # element count is the largest shape any of them could broadcast to).
+    # Tensors (inputs or tensor params) torch broadcasts against the others when their shapes
+    # differ; for some losses it warns, as the answer's ``warnings`` then say.
     broadcast: tuple[str, ...] = ()
+    # Inputs and tensor params whose shapes the cost estimate broadcasts together (its element
+    # count is the largest shape any of them could broadcast to).
+    work_broadcast: tuple[str, ...] = ()
     extra_work: ExtraWork | None = None
 
     @property
@@ -119,8 +122,9 @@ class LossOverrides:
     aliases: tuple[str, ...] = ()
     summary: str | None = None
     notes: str = ""
+    broadcast: tuple[str, ...] = ()
     # None: every floating-point input and tensor param broadcast together.
-    broadcast: tuple[str, ...] | None = None
+    work_broadcast: tuple[str, ...] | None = None
     extra_work: ExtraWork | None = None
 
 
@@ -168,9 +172,9 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
             ParamSpec(pname, kind, default, description, choices, minimum=low, maximum=high)
         )
 
-    broadcast = extra.broadcast
-    if broadcast is None:
-        broadcast = tuple(i.name for i in inputs if i.role == "float") + tuple(
+    work_broadcast = extra.work_broadcast
+    if work_broadcast is None:
+        work_broadcast = tuple(i.name for i in inputs if i.role == "float") + tuple(
             p.name for p in params if p.kind == "tensor"
         )
     adapt = extra.adapt
@@ -196,7 +200,8 @@ def derive_spec(name: str, fn: Callable[..., torch.Tensor], extra: LossOverrides
         notes=" ".join(
             [extra.notes, *(f"{n}: {why}" for n, why in extra.omitted_params.items())]
         ).strip(),
-        broadcast=broadcast,
+        broadcast=extra.broadcast,
+        work_broadcast=work_broadcast,
         extra_work=extra.extra_work,
     )
 

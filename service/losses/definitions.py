@@ -51,11 +51,13 @@ OVERRIDES: dict[str, LossOverrides] = {
     "l1_loss": LossOverrides(
         formula=_mean_over("l_i = w_i * |x_i - y_i|"),
         differentiable=("input", "target"),
+        broadcast=("target",),
         aliases=("L1Loss", "mae"),
     ),
     "mse_loss": LossOverrides(
         formula=_mean_over("l_i = w_i * (x_i - y_i)^2"),
         differentiable=("input", "target"),
+        broadcast=("target",),
         aliases=("MSELoss", "l2_loss"),
     ),
     "huber_loss": LossOverrides(
@@ -65,6 +67,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         ),
         differentiable=("input", "target"),
         bounds={"delta": (0.0, None)},
+        broadcast=("target",),
         aliases=("HuberLoss",),
     ),
     "smooth_l1_loss": LossOverrides(
@@ -73,6 +76,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         ),
         differentiable=("input", "target"),
         bounds={"beta": (0.0, None)},
+        broadcast=("target",),
         aliases=("SmoothL1Loss",),
     ),
     "cross_entropy": LossOverrides(
@@ -100,7 +104,7 @@ OVERRIDES: dict[str, LossOverrides] = {
             "path (options=None: linear, then cross_entropy).",
         },
         check=checks.linear_class_target,
-        broadcast=("input",),
+        work_broadcast=("input",),
         extra_work=work.linear_logits,
         aliases=("LinearCrossEntropyLoss",),
     ),
@@ -117,6 +121,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         ),
         differentiable=("input", "target"),
         check=checks.probabilities_input,
+        broadcast=("weight",),
         aliases=("BCELoss",),
     ),
     "binary_cross_entropy_with_logits": LossOverrides(
@@ -125,6 +130,7 @@ OVERRIDES: dict[str, LossOverrides] = {
             "p = pos_weight (broadcast over the last dimension)"
         ),
         differentiable=("input", "target"),
+        broadcast=("weight", "pos_weight"),
         aliases=("BCEWithLogitsLoss",),
     ),
     "kl_div": LossOverrides(
@@ -133,6 +139,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         "divergence, 'mean' by the number of elements",
         differentiable=("input", "target"),
         choices={"reduction": REDUCTIONS_KL},
+        broadcast=("target",),
         aliases=("KLDivLoss",),
     ),
     "poisson_nll_loss": LossOverrides(
@@ -141,6 +148,7 @@ OVERRIDES: dict[str, LossOverrides] = {
             "full adds the Stirling term y log y - y + 0.5 log(2 pi y)"
         ),
         differentiable=("input", "target"),
+        broadcast=("target",),
         aliases=("PoissonNLLLoss",),
     ),
     "gaussian_nll_loss": LossOverrides(
@@ -151,16 +159,19 @@ OVERRIDES: dict[str, LossOverrides] = {
         differentiable=("input", "target", "var"),
         scalar_inputs=("var",),
         adapt=_scalar_var,
+        broadcast=("target", "var"),
         aliases=("GaussianNLLLoss",),
     ),
     "soft_margin_loss": LossOverrides(
         formula=_mean_over("l_i = log(1 + exp(-y_i x_i)), y in {1, -1}"),
+        broadcast=("target",),
         aliases=("SoftMarginLoss",),
     ),
     "multilabel_soft_margin_loss": LossOverrides(
         formula="l_n = -(1/C) sum_c w_c (y_{n,c} log sigmoid(x_{n,c}) + (1 - y_{n,c}) "
         "log sigmoid(-x_{n,c})); mean over n",
         differentiable=("input", "target"),
+        broadcast=("target", "weight"),
         aliases=("MultiLabelSoftMarginLoss",),
     ),
     "multilabel_margin_loss": LossOverrides(
@@ -184,6 +195,7 @@ OVERRIDES: dict[str, LossOverrides] = {
     ),
     "hinge_embedding_loss": LossOverrides(
         formula=_mean_over("l_i = x_i if y_i = 1, max(0, margin - x_i) if y_i = -1"),
+        broadcast=("target",),
         aliases=("HingeEmbeddingLoss",),
     ),
     "cosine_embedding_loss": LossOverrides(
@@ -192,12 +204,14 @@ OVERRIDES: dict[str, LossOverrides] = {
         ),
         differentiable=("input1", "input2"),
         # target is one label per pair (N), not broadcast against the (N, D) inputs.
-        broadcast=("input1", "input2"),
+        work_broadcast=("input1", "input2"),
+        broadcast=("input1", "input2", "target"),
         aliases=("CosineEmbeddingLoss",),
     ),
     "margin_ranking_loss": LossOverrides(
         formula=_mean_over("l_i = max(0, -y_i (x1_i - x2_i) + margin)"),
         differentiable=("input1", "input2", "target"),
+        broadcast=("input1", "input2", "target"),
         aliases=("MarginRankingLoss",),
     ),
     "triplet_margin_loss": LossOverrides(
@@ -206,6 +220,7 @@ OVERRIDES: dict[str, LossOverrides] = {
             "distance (+ eps); swap uses min(d(a, n), d(p, n))"
         ),
         differentiable=("anchor", "positive", "negative"),
+        broadcast=("anchor", "positive", "negative"),
         aliases=("TripletMarginLoss",),
     ),
     "triplet_margin_with_distance_loss": LossOverrides(
@@ -225,6 +240,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         },
         choices={"distance_function": tuple(DISTANCE_FUNCTIONS)},
         adapt=_named_distance,
+        broadcast=("anchor", "positive", "negative"),
         aliases=("TripletMarginWithDistanceLoss",),
     ),
     "ctc_loss": LossOverrides(
@@ -234,7 +250,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         roles={"targets": "index", "input_lengths": "index", "target_lengths": "index"},
         differentiable=("log_probs",),
         check=checks.ctc_indices,
-        broadcast=("log_probs",),
+        work_broadcast=("log_probs",),
         extra_work=work.ctc_lattice,
         aliases=("CTCLoss",),
     ),

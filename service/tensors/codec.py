@@ -62,6 +62,8 @@ def decode_tensor(
     """
     if isinstance(value, dict):
         return _decode_object(value, loc, float_dtype, budget)
+    if isinstance(value, torch.Tensor):  # decoded already (and counted) by a binary front end
+        return value
     if isinstance(value, (list, int, float, str)):
         array = _nested_to_numpy(value, loc, budget)
         budget.take(array.size, loc)
@@ -214,6 +216,30 @@ def _decode_object(
     return _cast_stated(array, dtype, data_loc)
 
 
+def decode_rows(
+    value: Any, shape: tuple[int, ...], dtype: WireDType, loc: Loc, budget: ElementBudget
+) -> torch.Tensor:
+    """A flat or nested JSON list of ``dtype`` values, in row-major order, for ``shape``."""
+    if not isinstance(value, list):
+        raise InvalidInput.at(loc, "data must be a JSON array", "list_type")
+    array = _nested_to_numpy(value, loc, budget).reshape(-1)
+    count = math.prod(shape)
+    if array.size != count:
+        raise InvalidInput.at(
+            loc,
+            f"data has {array.size} elements but shape {list(shape)} needs {count}",
+            "shape_mismatch",
+        )
+    return _cast_stated(array.reshape(shape), dtype, loc)
+
+
+def checked_shape(shape: Any, loc: Loc, budget: ElementBudget) -> tuple[int, ...]:
+    """``shape`` as a tuple, checked (non-negative integers, depth and size limits), counted."""
+    dims = _shape(shape, loc, budget)
+    budget.take(math.prod(dims), loc)
+    return dims
+
+
 def _shape(shape: Any, loc: Loc, budget: ElementBudget) -> tuple[int, ...]:
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
@@ -262,11 +288,18 @@ def _from_base64(text: Any, shape: tuple[int, ...], dtype: WireDType, loc: Loc) 
         raise InvalidInput.at(
             loc, f"not valid standard base64 (RFC 4648): {exc}", "base64"
         ) from exc
+    return decode_raw(raw, shape, dtype, loc, "decodes to")
+
+
+def decode_raw(
+    raw: bytes | memoryview, shape: tuple[int, ...], dtype: WireDType, loc: Loc, what: str = "has"
+) -> torch.Tensor:
+    """The tensor whose little-endian, row-major bytes are ``raw`` (copied, so writable)."""
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise InvalidInput.at(
             loc,
-            f"decodes to {len(raw)} bytes but shape {list(shape)} of {dtype.name} needs "
+            f"{what} {len(raw)} bytes but shape {list(shape)} of {dtype.name} needs "
             f"{expected} ({dtype.itemsize} bytes per element)",
             "base64_length",
         )

@@ -74,6 +74,7 @@ def describe(spec: LossSpec) -> LossDescription:
             for p in spec.params
         ],
         differentiable=list(spec.differentiable),
+        broadcast=list(spec.broadcast),
         endpoint=f"/v1/losses/{spec.name}",
         notes=spec.notes,
     )
