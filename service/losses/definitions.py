@@ -104,6 +104,7 @@ OVERRIDES: dict[str, LossOverrides] = {
             "path (options=None: linear, then cross_entropy).",
         },
         check=checks.linear_class_target,
+        broadcast=("linear_bias",),
         work_broadcast=("input",),
         extra_work=work.linear_logits,
         aliases=("LinearCrossEntropyLoss",),
@@ -259,6 +260,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         "IoU = |A n B| / (|A u B| + eps), C the smallest box enclosing A and B "
         f"(+ eps in its area's denominator); {BOX_REDUCTION}",
         differentiable=("boxes1", "boxes2"),
+        broadcast=("boxes2",),
         aliases=("GIoULoss", "giou_loss"),
         notes=BOX_NOTE,
     ),
@@ -267,6 +269,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         "eps), d the distance between the boxes' centres, c the diagonal of the smallest box "
         f"enclosing both (c^2 + eps); {BOX_REDUCTION}",
         differentiable=("boxes1", "boxes2"),
+        broadcast=("boxes2",),
         aliases=("DIoULoss", "diou_loss"),
         notes=BOX_NOTE,
     ),
@@ -275,6 +278,7 @@ OVERRIDES: dict[str, LossOverrides] = {
         "(atan(w_gt / h_gt) - atan(w / h))^2 with alpha = v / (1 - IoU + v + eps) taken as a "
         f"constant (no gradient flows through alpha); {BOX_REDUCTION}",
         differentiable=("boxes1", "boxes2"),
+        broadcast=("boxes2",),
         aliases=("CIoULoss", "ciou_loss"),
         notes=BOX_NOTE,
     ),
