@@ -104,7 +104,6 @@ OVERRIDES: dict[str, LossOverrides] = {
             "path (options=None: linear, then cross_entropy).",
         },
         check=checks.linear_class_target,
-        broadcast=("linear_bias",),
         work_broadcast=("input",),
         extra_work=work.linear_logits,
         aliases=("LinearCrossEntropyLoss",),
