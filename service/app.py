@@ -30,7 +30,12 @@ PyTorch losses and their gradients for anyone who can send JSON, exactly as
 `torch.nn.functional` computes them, and MNIST training jobs in the background.
 
 Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
-`{shape, dtype, base64}` objects; errors are `application/problem+json` (RFC 9457).
+`{shape, dtype, base64}` objects (the `Tensor` and `TensorObject` schemas); dtypes by their
+torch names or their Open Inference Protocol spellings (`FP32`, `INT64`, ...); non-finite floats
+as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`. Errors are `application/problem+json`
+(RFC 9457) whose `errors[].loc` names the field. When API keys are configured, `/v1` endpoints
+need `Authorization: Bearer <key>`. The whole contract is `docs/contract.md` in the
+repository.
 """
 
 TAGS = [
