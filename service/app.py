@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.http.auth import UNAUTHORIZED, ApiKeyGate
 from service.http.context import AppContext
+from service.http.docs_pages import install_docs
 from service.http.limits import BodySizeLimit
 from service.http.loss_fast_path import LossFastPath
 from service.http.offload import Offloader
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from the service's own files
+        redoc_url=None,
     )
     app.state.ready = False
     app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
@@ -92,5 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_observability(app, settings)
     install_openapi(app)
+    install_docs(app)
     logging.getLogger("service").setLevel(settings.log_level.upper())
     return app
