@@ -7,6 +7,7 @@ import os
 
 import uvicorn
 
+from service.http.h2c import HTTP_PROTOCOL
 from service.observability.multiprocess import reset_multiprocess_dir
 from service.settings import get_settings, get_settings_or_exit
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=settings.log_level,
         loop="auto",
-        http="auto",
+        http=HTTP_PROTOCOL,  # httptools, without losing bodies sent with Upgrade: h2c
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
