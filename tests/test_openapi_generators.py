@@ -99,3 +99,14 @@ def test_grad_is_described_with_its_input_names() -> None:
     grad = SCHEMAS["CrossEntropyRequest"]["properties"]["grad"]
     assert "anyOf" not in grad and grad["default"] is False
     assert "(input, target)" in grad["description"]
+
+
+def test_answers_that_are_one_of_several_models_are_a_one_of() -> None:
+    # typescript-fetch merges an anyOf into one interface that requires every member's fields.
+    grade = DOCUMENT["paths"]["/v1/grade"]["post"]["responses"]["200"]["content"]
+    assert [m["$ref"].rsplit("/", 1)[1] for m in grade["application/json"]["schema"]["oneOf"]] == [
+        "GradeResponse",
+        "GradeManyResponse",
+    ]
+    results = SCHEMAS["EvaluateResponse"]["properties"]["results"]["items"]
+    assert "oneOf" in results and "anyOf" not in results

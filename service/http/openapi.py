@@ -58,6 +58,25 @@ def _collapse_optional_tensors(node: Any) -> None:
             _collapse_optional_tensors(value)
 
 
+def _models_as_one_of(node: Any, schemas: dict[str, Any]) -> None:
+    """An ``anyOf`` of models told apart by their required fields (GradeResponse or
+    GradeManyResponse, LossResponse or EvaluateError) -> ``oneOf``: typescript-fetch merges an
+    anyOf into one interface that requires every member's fields, and fails on each answer."""
+    if isinstance(node, dict):
+        members = node.get("anyOf")
+        if members and all(set(m) == {"$ref"} for m in members):
+            required = [
+                frozenset(schemas[m["$ref"].rsplit("/", 1)[1]].get("required", ())) for m in members
+            ]
+            if all(not a <= b for a in required for b in required if a is not b):
+                node["oneOf"] = node.pop("anyOf")
+        for value in node.values():
+            _models_as_one_of(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _models_as_one_of(value, schemas)
+
+
 def _real_examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Operation id -> (request example, the response the service gives to it)."""
     from service.http.examples import LOSS_EXAMPLES
@@ -128,6 +147,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         schemas.setdefault(name, schema)
     schemas.update(TENSOR_SCHEMAS)
     _collapse_optional_tensors(document)
+    _models_as_one_of(document, schemas)
     _declare_problem_bodies(document)
     declare_security(document)
     _add_examples(document)
