@@ -142,7 +142,14 @@ def test_openapi_generator_typescript_fetch(server: Server) -> None:
     need(shutil.which("npm") is not None and shutil.which("node") is not None, "node and npm")
     tsc = folder / "node_modules" / ".bin" / "tsc"
     if not tsc.exists():
-        run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder)
+        installed = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        need(installed.returncode == 0, f"TypeScript from npm ({installed.stderr[-300:]})")
     shutil.rmtree(folder / "client", ignore_errors=True)
     shutil.rmtree(folder / "out", ignore_errors=True)
     openapi_generator("typescript-fetch", folder / "client")
