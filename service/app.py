@@ -14,6 +14,7 @@ from service.compute import torch_warnings
 from service.http.auth import UNAUTHORIZED, ApiKeyGate
 from service.http.body_guard import BodyKeyGuard
 from service.http.context import AppContext
+from service.http.docs_pages import install_docs
 from service.http.limits import BodySizeLimit
 from service.http.loss_fast_path import LossFastPath
 from service.http.offload import Offloader
@@ -34,7 +35,11 @@ PyTorch losses and their gradients for anyone who can send JSON, exactly as
 `torch.nn.functional` computes them, and MNIST training jobs in the background.
 
 Tensors travel as JSON numbers, nested arrays, `{shape, dtype, data}` objects or
-`{shape, dtype, base64}` objects; errors are `application/problem+json` (RFC 9457).
+`{shape, dtype, base64}` objects (the `Tensor` and `TensorObject` schemas); dtypes by their
+torch names or their Open Inference Protocol spellings (`FP32`, `INT64`, ...); non-finite floats
+as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`. Errors are `application/problem+json`
+(RFC 9457) whose `errors[].loc` names the field. The whole contract is `docs/contract.md` in
+the repository.
 
 API keys: a service started with keys (`LOSS_SERVICE_API_KEYS`) requires
 `Authorization: Bearer <key>` on every `/v1` path except `/v1/info`, answers 401 without a
@@ -91,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from the service's own files
+        redoc_url=None,
     )
     app.state.ready = False
     app.state.context = AppContext(settings=settings, offloader=Offloader(settings))
@@ -127,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_observability(app, settings)
     install_openapi(app)
+    install_docs(app)
     install_web(app)
     logging.getLogger("service").setLevel(settings.log_level.upper())
     return app

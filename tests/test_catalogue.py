@@ -24,7 +24,7 @@ from tests.support.cases import CASES, DISTANCES, function_of
 from tests.support.wire import assert_problem
 
 LOSSES = sorted(catalogue())
-# API.md names these; the catalogue may add more, never fewer.
+# docs/contract.md names these; the catalogue may add more, never fewer.
 CONTRACT_LOSSES = {
     "l1_loss", "mse_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "kl_div", "huber_loss", "smooth_l1_loss",

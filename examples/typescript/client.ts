@@ -56,7 +56,7 @@ export class LossServiceClient {
   }
 }
 
-// The tensor forms of API.md type-check as request fields.
+// The tensor forms of docs/contract.md type-check as request fields.
 const float32 = new Float32Array([1.5, 2.0, 3.2]);
 export const examples: MseLossRequest[] = [
   { input: [1.5, 2.0, 3.2], target: [1.0, 2.5, 2.8], grad: ["input"] },

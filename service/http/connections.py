@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from service.http.h2c import H2cTolerantHttpToolsProtocol
 
 log = logging.getLogger("service.connections")
 
@@ -144,7 +145,7 @@ def guard_of(config: Config) -> ConnectionGuard:
     return guard
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class GuardedHttpToolsProtocol(H2cTolerantHttpToolsProtocol):
     """uvicorn's httptools protocol with the deadlines and caps above."""
 
     def __init__(

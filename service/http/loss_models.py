@@ -9,10 +9,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic_core import PydanticCustomError
 
 from service.compute.devices import DEVICE_PATTERN
-from service.http.schemas import Encoding, WireTensor
+from service.http.schemas import Encoding, FloatDType, WireTensor, grad_schema
 from service.losses.catalogue import ROLE_TEXT, LossSpec, ParamSpec
 from service.losses.registry import catalogue
-from service.tensors.dtypes import FloatDTypeName
 
 _KIND_TYPES: dict[str, Any] = {"float": float, "int": int, "bool": bool, "str": str}
 
@@ -64,12 +63,8 @@ class LossRequestBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grad: GradChoice = Field(
-        False,
-        description="false: no gradients; true: every differentiable input given; or a list "
-        "of input names.",
-    )
-    dtype: FloatDTypeName = Field("float32", description="The floating dtype to compute in.")
+    grad: Annotated[GradChoice, WithJsonSchema(grad_schema(None))] = Field(False)
+    dtype: FloatDType = Field("float32")
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = Field(
         "auto", description="auto (a GPU when one is available), cpu, cuda or cuda:N."
     )
@@ -93,21 +88,8 @@ def request_model(spec: LossSpec) -> type[BaseModel]:
             fields[spec_input.name] = (WireTensor | None, Field(None, description=description))
     params = params_model(spec)
     fields["params"] = (params, Field(default_factory=params, description="Keyword arguments."))
-    if spec.differentiable:
-        # Validated as bool | list[str]; the compute engine names what is wrong with a name.
-        schema = {
-            "anyOf": [
-                {"type": "boolean"},
-                {"type": "array", "items": {"enum": list(spec.differentiable), "type": "string"}},
-            ],
-            "default": False,
-            "description": "false: no gradients; true: every differentiable input given "
-            f"({', '.join(spec.differentiable)}); or a list of them.",
-        }
-        fields["grad"] = (
-            Annotated[GradChoice, WithJsonSchema(schema)],
-            Field(False),
-        )
+    grad = Annotated[GradChoice, WithJsonSchema(grad_schema(spec.differentiable))]
+    fields["grad"] = (grad, Field(False))
     return create_model(
         f"{_camel(spec.name)}Request",
         __base__=LossRequestBase,

@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 from service.http.auth import declare_security
 from service.http.loss_models import all_request_models
 from service.http.problems import PROBLEM_MEDIA_TYPE
-from service.http.schemas import Problem
+from service.http.schemas import TENSOR_SCHEMAS, Problem
 from service.tensors.wirejson import dumps, loads
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -43,6 +43,47 @@ def _declare_problem_bodies(document: dict[str, Any]) -> None:
             for status, response in operation.get("responses", {}).items():
                 if status[:1] in ("4", "5"):
                     response["content"] = content
+
+
+_TENSOR_REF = {"$ref": REF_TEMPLATE.format(model="Tensor")}
+
+
+# Optional tensors: pydantic writes the strict params models' ``WireTensor | None`` as
+# ``[{}, null]`` and the others' as ``[Tensor, null]``.
+_OPTIONAL_TENSORS = ([_TENSOR_REF, {"type": "null"}], [{}, {"type": "null"}])
+
+
+def _collapse_optional_tensors(node: Any) -> None:
+    """``anyOf: [Tensor, null]`` -> ``Tensor``: the Tensor schema takes any JSON value (null
+    too), and generators make a class of an anyOf that they cannot compile."""
+    if isinstance(node, dict):
+        if node.get("anyOf") in _OPTIONAL_TENSORS:
+            del node["anyOf"]
+            node.update(_TENSOR_REF)
+        for value in node.values():
+            _collapse_optional_tensors(value)
+    elif isinstance(node, list):
+        for value in node:
+            _collapse_optional_tensors(value)
+
+
+def _models_as_one_of(node: Any, schemas: dict[str, Any]) -> None:
+    """An ``anyOf`` of models told apart by their required fields (GradeResponse or
+    GradeManyResponse, LossResponse or EvaluateError) -> ``oneOf``: typescript-fetch merges an
+    anyOf into one interface that requires every member's fields, and fails on each answer."""
+    if isinstance(node, dict):
+        members = node.get("anyOf")
+        if members and all(set(m) == {"$ref"} for m in members):
+            required = [
+                frozenset(schemas[m["$ref"].rsplit("/", 1)[1]].get("required", ())) for m in members
+            ]
+            if all(not a <= b for a in required for b in required if a is not b):
+                node["oneOf"] = node.pop("anyOf")
+        for value in node.values():
+            _models_as_one_of(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _models_as_one_of(value, schemas)
 
 
 def _real_examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -116,6 +157,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in extra.get("$defs", {}).items():
         schemas.setdefault(name, schema)
+    schemas.update(TENSOR_SCHEMAS)
+    _collapse_optional_tensors(document)
+    _models_as_one_of(document, schemas)
     _declare_problem_bodies(document)
     declare_security(document, keys_configured=bool(app.state.context.settings.api_keys))
     _add_examples(document)

@@ -1,64 +1,125 @@
 """Pydantic models of what travels over HTTP that is shared by several routes.
 
-Tensor fields are typed ``WireTensor``: their JSON Schema is the union of the four wire forms,
-but pydantic does not walk them element by element (``SkipValidation``); the tensor codec
-decodes and checks them, several times faster, with errors that name the element.
+Tensor fields are typed ``WireTensor``: their JSON Schema is a reference to the ``Tensor``
+component (``TENSOR_SCHEMAS``), written so that client generators can use it (variants told
+apart by their JSON type, a loosely typed nested array, one object form, enums without
+case-duplicates); pydantic does not walk them element by element (``SkipValidation``): the
+tensor codec decodes and checks them, several times faster, with errors that name the element.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, WithJsonSchema
 from typing_extensions import TypeAliasType
 
-from service.tensors.dtypes import DTypeName
+from service.tensors.dtypes import (
+    CANONICAL_DTYPES,
+    CANONICAL_FLOAT_DTYPES,
+    FloatDTypeName,
+    oip_note,
+)
 
-NonFinite = Literal["NaN", "Infinity", "-Infinity"]
-Element = Annotated[
-    float | bool | NonFinite,
-    Field(description="A number, a boolean, or a non-finite float as a string."),
-]
-if TYPE_CHECKING:  # mypy cannot follow the recursive alias; it is only for the JSON Schema
-    NestedArray = list[Any]
-else:
-    NestedArray = TypeAliasType(
-        "NestedArray",
-        Annotated[
-            list[Union[float, bool, NonFinite, "NestedArray"]],
-            Field(description="A rectangular nested array, row-major."),
+_REF = "#/components/schemas/{}"
+NON_FINITE = ["NaN", "Infinity", "-Infinity"]
+
+TENSOR_DESCRIPTION = (
+    "A tensor in one of four forms, told apart by their JSON type: (1) a number, a boolean or "
+    "a non-finite float as a string (a 0-d tensor); (2) a rectangular nested array of those, "
+    "row-major, e.g. [[1, 2], [3, 4]]; (3)-(4) a TensorObject: {shape, dtype, data} with a flat "
+    "row-major list of elements, or {shape, dtype, base64} with the raw little-endian bytes. "
+    "Forms 1-3 without a dtype infer it: all-integer data is int64, booleans are bool, anything "
+    "else is the request's float dtype. Non-finite floats travel as the strings "
+    '"NaN", "Infinity" and "-Infinity", in requests and in responses.'
+)
+TENSOR_SCHEMAS: dict[str, dict[str, Any]] = {
+    # No type and no oneOf: generators give it their "any JSON value" type. A oneOf with an
+    # array member breaks openapi-generator's java (List<Object>.class) and typescript-fetch
+    # (arrays become {}) templates; TensorObject is a model clients can build and send.
+    "Tensor": {
+        "title": "Tensor",
+        "description": TENSOR_DESCRIPTION,
+        "examples": [
+            0.5,
+            [[1, 2], [3, 4]],
+            {"shape": [2, 2], "dtype": "float32", "data": [1, 2, 3, 4]},
         ],
-    )
+    },
+    "TensorObject": {
+        "title": "TensorObject",
+        "type": "object",
+        "description": "A tensor as its shape, dtype and elements: exactly one of `data` (a flat "
+        "row-major list of shape-product elements) or `base64` (the elements' raw bytes, "
+        "little-endian, row-major, packed with no gaps, in standard base64 with `=` padding, "
+        "RFC 4648; shape-product x itemsize bytes). A shape whose product differs from the "
+        "number of elements is a 422 that names the field.",
+        "properties": {
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "description": "The size of each dimension; [] for a 0-d tensor.",
+            },
+            "dtype": {
+                "$ref": _REF.format("DType"),
+                "description": "Required with base64. With data, optional: inferred as for "
+                "nested arrays when omitted.",
+            },
+            "data": {
+                "type": "array",
+                "items": {},
+                "description": "The elements, row-major: numbers, booleans, or the strings "
+                '"NaN", "Infinity", "-Infinity".',
+            },
+            "base64": {"type": "string", "description": "The elements' raw bytes in base64."},
+        },
+        "required": ["shape"],
+        "additionalProperties": False,
+        "examples": [
+            {"shape": [2, 2], "dtype": "float32", "data": [1, 2, 3, 4]},
+            {"shape": [2], "dtype": "float32", "base64": "AACAPwAAAEA="},
+        ],
+    },
+    "DType": {
+        "title": "DType",
+        "type": "string",
+        "enum": list(CANONICAL_DTYPES),
+        "description": f"A tensor's element type. {oip_note()}",
+    },
+}
 
-
-class TensorData(BaseModel):
-    """A tensor as its shape and a flat row-major list of its elements."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"shape": [2, 2], "dtype": "float32", "data": [1, 2, 3, 4]}]})  # fmt: skip
-
-    shape: list[Annotated[int, Field(ge=0)]]
-    dtype: DTypeName | None = Field(None, description="Default: inferred as for nested arrays.")
-    data: list[Element]
-
-
-class TensorBase64(BaseModel):
-    """A tensor as raw little-endian, row-major bytes in standard base64 (RFC 4648)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"shape": [2], "dtype": "float32", "base64": "AACAPwAAAEA="}]})  # fmt: skip
-
-    shape: list[Annotated[int, Field(ge=0)]]
-    dtype: DTypeName
-    base64: str
-
-
-TensorWireForms: TypeAlias = float | bool | NonFinite | NestedArray | TensorData | TensorBase64
-WireTensor = Annotated[
-    SkipValidation[TensorWireForms],
-    Field(description="A tensor in any of the four wire forms (API.md, 'Tensors on the wire')."),
+# The tensor codec checks tensors; the schema is the component above.
+if TYPE_CHECKING:  # the alias only names the schema; tensors are Any to pydantic and mypy
+    Tensor = Any
+else:
+    Tensor = TypeAliasType("Tensor", Annotated[Any, WithJsonSchema(TENSOR_SCHEMAS["Tensor"])])
+WireTensor = SkipValidation[Tensor]
+# Validated against both spellings; the schema lists the canonical names only (generators reject
+# enums whose values differ only by case), the description names the other spellings.
+FloatDType = Annotated[
+    FloatDTypeName,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(CANONICAL_FLOAT_DTYPES),
+            "description": f"The floating dtype to compute in. {oip_note(float_only=True)}",
+        }
+    ),
 ]
 Encoding = Literal["json", "base64"]
+
+
+def grad_schema(names: tuple[str, ...] | list[str] | None) -> dict[str, Any]:
+    """The schema of a ``grad`` field: false, true or a list of input names. Written without a
+    oneOf (an array member breaks openapi-generator's java and typescript-fetch templates), so
+    generators type it as any JSON value; the names are listed in the description."""
+    which = f" ({', '.join(names)})" if names else ""
+    return {
+        "default": False,
+        "description": "false: no gradients; true: the gradient of every differentiable input "
+        f"given{which}; or a list of input names, e.g. {list(names[:1]) if names else []}.",
+        "examples": [False, True, list(names[:1])] if names else [False],
+    }
 
 
 class LossResponse(BaseModel):

@@ -1,4 +1,4 @@
-"""HTTP endpoints of training jobs (API.md, "MNIST training jobs")."""
+"""HTTP endpoints of training jobs (docs/contract.md, "MNIST training jobs")."""
 
 from __future__ import annotations
 

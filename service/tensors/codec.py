@@ -1,8 +1,8 @@
 """Decode wire tensors into torch tensors, and encode torch tensors for the wire.
 
-The four forms (API.md, "Tensors on the wire"): a JSON scalar, a nested JSON array, an object
-with a flat ``data`` list, and an object with ``base64`` bytes. Nested lists go through numpy,
-which converts them several times faster than ``torch.tensor(list)``.
+The four forms (docs/contract.md, "Tensors on the wire"): a JSON scalar, a nested JSON array,
+an object with a flat ``data`` list, and an object with ``base64`` bytes. Nested lists go
+through numpy, which converts them several times faster than ``torch.tensor(list)``.
 """
 
 from __future__ import annotations

@@ -58,6 +58,17 @@ FloatDTypeName = Literal[
     "float16", "bfloat16", "float32", "float64", "FP16", "BF16", "FP32", "FP64"
 ]
 
+CANONICAL_DTYPES: tuple[str, ...] = tuple(d.name for d in WIRE_DTYPES)
+CANONICAL_FLOAT_DTYPES: tuple[str, ...] = tuple(d.name for d in WIRE_DTYPES if d.is_float)
+
+
+def oip_note(float_only: bool = False) -> str:
+    """A sentence naming the Open Inference Protocol spellings, accepted but not enumerated."""
+    dtypes = [d for d in WIRE_DTYPES if d.is_float or not float_only]
+    spellings = ", ".join(f"{d.oip} ({d.name})" for d in dtypes)
+    return f"The Open Inference Protocol spellings are accepted too: {spellings}."
+
+
 _BY_NAME = {d.name: d for d in WIRE_DTYPES} | {d.oip: d for d in WIRE_DTYPES}
 _BY_TORCH = {d.torch: d for d in WIRE_DTYPES}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, WithJsonSchema
 from starlette.responses import Response
 
 from service.compute.devices import DEVICE_PATTERN
@@ -15,9 +15,16 @@ from service.http.json_answer import answer_json
 from service.http.loss_requests import new_budget
 from service.http.problems import from_pydantic, reject_unknown_keys
 from service.http.routes.losses import ERROR_RESPONSES
-from service.http.schemas import Encoding, WireTensor, request_body, schema_ref
+from service.http.schemas import (
+    Encoding,
+    FloatDType,
+    WireTensor,
+    grad_schema,
+    request_body,
+    schema_ref,
+)
 from service.tensors.codec import encode_scalar, encode_tensor
-from service.tensors.dtypes import FloatDTypeName, float_dtype
+from service.tensors.dtypes import float_dtype
 
 router = APIRouter(prefix="/v1", tags=["information"])
 
@@ -43,10 +50,10 @@ class InformationRequest(BaseModel):
         "nats", description="Units: nats (natural log, base e) or bits (log base 2)."
     )
     reduction: Literal["mean", "sum"] = Field("mean", description="How rows are reduced.")
-    grad: StrictBool | list[Literal["q"]] = Field(
+    grad: Annotated[StrictBool | list[Literal["q"]], WithJsonSchema(grad_schema(("q",)))] = Field(
         False, description="true or ['q']: the gradient of the reduced H(P, Q) with respect to q."
     )
-    dtype: FloatDTypeName = "float32"
+    dtype: FloatDType = "float32"
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     encoding: Encoding = "json"
 
