@@ -1,42 +1,37 @@
-"""``python -m service``: run the service with uvicorn."""
+"""``loss-service`` and ``python -m service``: the command line (``service.cli``); ``serve``
+starts the server with settings the command line has validated."""
 
 from __future__ import annotations
 
-import argparse
-import os
+from collections.abc import Sequence
 
 import uvicorn
 
+from service import cli
 from service.observability.multiprocess import reset_multiprocess_dir
-from service.settings import get_settings, get_settings_or_exit
+from service.settings import Settings, variable_name
 
-WORKERS_VARIABLE = "LOSS_SERVICE_WORKERS"
+WORKERS_VARIABLE = variable_name("workers")
 
 
-def main(argv: list[str] | None = None) -> None:
-    settings = get_settings_or_exit()
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    parser.add_argument("--host", default=settings.host, help=f"default: {settings.host}")
-    parser.add_argument("--port", type=int, default=settings.port, help=f"default: {settings.port}")
-    parser.add_argument(
-        "--workers", type=int, default=settings.workers, help=f"default: {settings.workers}"
-    )
-    args = parser.parse_args(argv)
-    # Each worker process reads its settings from the environment; the torch threads it takes
-    # (cores / workers) must count the workers asked for here, not the default of one.
-    os.environ[WORKERS_VARIABLE] = str(args.workers)
-    get_settings.cache_clear()  # a single worker runs in this process, with these settings
+def serve(settings: Settings) -> None:
+    """Run uvicorn; its worker processes read the same settings from the environment, where
+    the command line has written the flags it was given."""
     reset_multiprocess_dir()
     uvicorn.run(
         "service.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         log_level=settings.log_level,
         loop="auto",
         http="auto",
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(argv, serve)
 
 
 if __name__ == "__main__":
