@@ -60,4 +60,4 @@ def main(argv: Sequence[str] | None, serve: ServeFn) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "datasets":
         raise SystemExit(run_datasets(args))
-    serve(settings_from(args))
+    serve(settings_from(args, export=True))

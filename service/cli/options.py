@@ -73,18 +73,18 @@ def settings_epilog() -> str:
     return "\n".join(lines)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, export: bool = False) -> Settings:
     """The settings: flags over environment variables over defaults; on a bad value, exit with
     status 1 and one line per value, naming its flag or variable.
 
-    The flags given are written to the environment too: uvicorn's worker processes and the
-    job processes read their settings from there, and must see the same values."""
+    ``export``: write the flags given to the environment too, for the server: uvicorn's worker
+    processes read their settings from there, and must see the same values."""
     given = {name: value for name, value in vars(args).items() if name in Settings.model_fields}
     try:
         settings = Settings(**given)
     except ValidationError as error:
         raise SystemExit(describe_invalid_settings(error, flags=given)) from None
-    for name in given:
+    for name in given if export else ():
         os.environ[variable_name(name)] = str(getattr(settings, name))
     get_settings.cache_clear()
     return settings
