@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     # State: one folder (service.state), each part movable on its own
     state_dir: Path = Field(
         default_factory=user_data_dir,
-        description="Folder of the service's state: the job database, trained models and "
-        "datasets (the three settings below default to places in it).",
+        description="Folder of the service's state; the job database, trained models and "
+        "datasets default to places in it.",
         json_schema_extra={"shown_default": DEFAULT_STATE_DIR_TEXT},
     )
     db_path: Path = Field(

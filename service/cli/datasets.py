@@ -167,7 +167,10 @@ def download_dataset(settings: Settings, name: str, mirrors: list[str] | None) -
         print(exc, file=sys.stderr)
         return 1
     got = len(ROLES) - len(before)
-    print(f"{name}: {len(ROLES)} files in {folder} ({got} downloaded, MD5 checked)")
+    if got:
+        print(f"{name}: {len(ROLES)} files in {folder} ({got} downloaded, MD5 checked)")
+    else:
+        print(f"{name}: all {len(ROLES)} files already in {folder}; nothing downloaded")
     return 0
 
 
