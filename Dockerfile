@@ -68,9 +68,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LOSS_SERVICE_HOST=0.0.0.0 \
     LOSS_SERVICE_PORT=8000 \
     LOSS_SERVICE_WORKERS=1 \
-    LOSS_SERVICE_DATA_DIR=/var/lib/loss-service/data \
-    LOSS_SERVICE_DB_PATH=/var/lib/loss-service/jobs.sqlite3 \
-    LOSS_SERVICE_MODELS_DIR=/var/lib/loss-service/models \
+    LOSS_SERVICE_STATE_DIR=/var/lib/loss-service \
     PROMETHEUS_MULTIPROC_DIR=/tmp/loss-service-metrics
 WORKDIR /var/lib/loss-service
 VOLUME ["/var/lib/loss-service"]
@@ -80,4 +78,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('LOSS_SERVICE_PORT', '8000'), timeout=4)"]
 # uvicorn answers SIGTERM (docker stop) by finishing in-flight requests, then the lifespan
 # records running jobs as interrupted; keep `docker stop -t` above LOSS_SERVICE_SHUTDOWN_TIMEOUT_S.
-CMD ["python", "-m", "service"]
+CMD ["loss-service"]

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from service.datasets import load_split  # noqa: E402
 from service.datasets.catalog import FILE_NAMES  # noqa: E402
-from service.datasets.idx import read_idx, write_idx  # noqa: E402
+from service.datasets.split import make_split  # noqa: E402
 from service.jobs.config import JobConfig  # noqa: E402
 from service.jobs.training import LOSSES, Net, TrainingHooks, normalise, train  # noqa: E402
 
@@ -287,15 +287,9 @@ def ours_breakdown(split: Any, steps: int) -> dict[str, float]:
 
 
 def mnist_split(folder: Path) -> Path:
-    """The real-MNIST 8,000 / 2,000 split, written in the standard IDX layout."""
-    images = read_idx(MNIST_TEST / FILE_NAMES["test_images"], 3)
-    labels = read_idx(MNIST_TEST / FILE_NAMES["test_labels"], 1)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_idx(folder / FILE_NAMES["train_images"], images[:8000])
-    write_idx(folder / FILE_NAMES["train_labels"], labels[:8000])
-    write_idx(folder / FILE_NAMES["test_images"], images[8000:])
-    write_idx(folder / FILE_NAMES["test_labels"], labels[8000:])
-    return folder
+    """The real-MNIST 8,000 / 2,000 split in file order, written in the standard IDX layout
+    (what ``loss-service datasets split SOURCE --test 2000 --in-order`` writes)."""
+    return make_split(MNIST_TEST, folder, test=2000, seed=None).folder
 
 
 def bench_dataset(name: str, folder: Path, epochs: int, seed: int) -> dict[str, Any]:

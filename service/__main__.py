@@ -1,25 +1,25 @@
-"""``python -m service``: run the service with uvicorn (``service.server.serve``)."""
+"""``loss-service`` and ``python -m service``: the command line (``service.cli``); ``serve``
+starts the server (``service.server``) with settings the command line has validated."""
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
-from service.server import WORKERS_VARIABLE, serve
-from service.settings import get_settings_or_exit
+from service import cli, server
+from service.server import WORKERS_VARIABLE
+from service.settings import Settings
 
-__all__ = ["WORKERS_VARIABLE", "main"]
+__all__ = ["WORKERS_VARIABLE", "main", "serve"]
 
 
-def main(argv: list[str] | None = None) -> None:
-    settings = get_settings_or_exit()
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    parser.add_argument("--host", default=settings.host, help=f"default: {settings.host}")
-    parser.add_argument("--port", type=int, default=settings.port, help=f"default: {settings.port}")
-    parser.add_argument(
-        "--workers", type=int, default=settings.workers, help=f"default: {settings.workers}"
-    )
-    args = parser.parse_args(argv)
-    serve(settings, args.host, args.port, args.workers)
+def serve(settings: Settings) -> None:
+    """Run the server; its worker processes read the same settings from the environment, where
+    the command line has written the flags it was given."""
+    server.serve(settings, settings.host, settings.port, settings.workers)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(argv, serve)
 
 
 if __name__ == "__main__":

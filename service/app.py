@@ -28,7 +28,10 @@ from service.jobs.routes import router as jobs_router
 from service.losses.registry import catalogue
 from service.observability.wiring import install_observability
 from service.settings import Settings, get_settings
+from service.state import legacy_database_hint, state_report
 from service.web import install_web
+
+log = logging.getLogger("service.app")
 
 DESCRIPTION = """\
 PyTorch losses and their gradients for anyone who can send JSON, exactly as
@@ -74,6 +77,14 @@ def configure_torch(settings: Settings) -> None:
     torch_warnings.install()
 
 
+def log_state(settings: Settings, hint: str | None) -> None:
+    """Name the places of the service's state (service.state) in the log."""
+    message, places = state_report(settings)
+    log.info(message, extra=places)
+    if hint:
+        log.warning(hint)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_torch(settings)
@@ -81,7 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalogue()  # built before the first request, not during it
-        async with jobs_lifespan(app, settings):
+        hint = legacy_database_hint(settings)  # before the job store creates its database
+        async with jobs_lifespan(app, settings) as manager:
+            if manager.leader:  # one line per start, however many workers
+                log_state(settings, hint)
             app.state.ready = True
             try:
                 yield

@@ -4,22 +4,38 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.state import (
+    DATA_NAME,
+    DATABASE_NAME,
+    DEFAULT_STATE_DIR_TEXT,
+    MODELS_NAME,
+    user_data_dir,
+)
+
 MiB = 1024 * 1024
+ENV_PREFIX = "LOSS_SERVICE_"
+
+
+def _in_state(data: dict[str, Any], name: str) -> Path:
+    """``name`` inside the state folder (the default one when its own value was invalid)."""
+    state = data.get("state_dir")
+    return (state if isinstance(state, Path) else user_data_dir()) / name
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOSS_SERVICE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     # Server
-    host: str = Field("127.0.0.1", description="Address `python -m service` binds to.")
-    port: int = Field(8000, ge=1, le=65535, description="Port `python -m service` listens on.")
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the server listens on.")
     workers: int = Field(1, ge=1, le=64, description="Uvicorn worker processes.")
     torch_threads: int | None = Field(
         None,
@@ -151,10 +167,30 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Most submissions graded in one POST /v1/grade (413 beyond)."
     )
 
-    # Jobs and data
-    data_dir: Path = Field(Path("data"), description="Datasets: one folder per dataset.")
-    db_path: Path = Field(Path("var/jobs.sqlite3"), description="SQLite database of jobs.")
-    models_dir: Path = Field(Path("var/models"), description="Trained model weights.")
+    # State: one folder (service.state), each part movable on its own
+    state_dir: Path = Field(
+        default_factory=user_data_dir,
+        description="Folder of the service's state; the job database, trained models and "
+        "datasets default to places in it.",
+        json_schema_extra={"shown_default": DEFAULT_STATE_DIR_TEXT},
+    )
+    db_path: Path = Field(
+        default_factory=lambda data: _in_state(data, DATABASE_NAME),
+        description="SQLite database of jobs.",
+        json_schema_extra={"shown_default": f"`<state_dir>/{DATABASE_NAME}`"},
+    )
+    models_dir: Path = Field(
+        default_factory=lambda data: _in_state(data, MODELS_NAME),
+        description="Trained model weights.",
+        json_schema_extra={"shown_default": f"`<state_dir>/{MODELS_NAME}`"},
+    )
+    data_dir: Path = Field(
+        default_factory=lambda data: _in_state(data, DATA_NAME),
+        description="Datasets: one folder per dataset.",
+        json_schema_extra={"shown_default": f"`<state_dir>/{DATA_NAME}`"},
+    )
+
+    # Jobs
     max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Training jobs run at once.")
     max_queued_jobs: int = Field(
         16, ge=0, description="Jobs waiting to run; a new job beyond this is answered 429."
@@ -209,6 +245,14 @@ class Settings(BaseSettings):
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
+    @field_validator("state_dir", "db_path", "models_dir", "data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Relative to the folder the service starts in, made absolute once, at start."""
+        if str(value) == ":memory:":
+            return value
+        return value.expanduser().absolute()
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -228,28 +272,56 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def variable_name(field: str) -> str:
+    """``port`` -> ``LOSS_SERVICE_PORT``."""
+    return f"{ENV_PREFIX}{field}".upper()
+
+
+def shown_default(name: str) -> str:
+    """A setting's default as documentation shows it (Markdown): the same on every machine."""
+    field = Settings.model_fields[name]
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "shown_default" in extra:
+        return str(extra["shown_default"])
+    default = field.get_default(call_default_factory=True)
+    return "(none)" if default in (None, [], "") else f"`{default}`"
+
+
 def markdown_table() -> str:
     """The configuration table of docs/configuration.md, generated from the fields above."""
     rows = ["| variable | default | what |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        shown = "(none)" if default in (None, [], "") else f"`{default}`"
         text = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `LOSS_SERVICE_{name.upper()}` | {shown} | {text} |")
+        rows.append(f"| `{variable_name(name)}` | {shown_default(name)} | {text} |")
     return "\n".join(rows) + "\n"
 
 
 # Operations
 
 
-def describe_invalid_settings(error: ValidationError) -> str:
-    """One line per bad value, naming the environment variable to fix."""
-    lines = ["invalid configuration (environment variables):"]
+def describe_invalid_settings(error: ValidationError, flags: Iterable[str] = ()) -> str:
+    """One line per bad value, naming the command-line flag or environment variable to fix
+    (``flags``: the settings that came from flags)."""
+    from_flags = set(flags)
+    lines: list[str] = []
+    sources: set[str] = set()
     for item in error.errors():
+        if item["type"] == "default_factory_not_called":
+            continue  # a default made from another setting, itself invalid (reported)
         field = ".".join(str(part) for part in item["loc"])
-        variable = f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
-        lines.append(f"  {variable}={item.get('input')!r}: {item['msg']}")
-    return "\n".join(lines)
+        if field in from_flags:
+            sources.add("command-line flags")
+            where = flag_name(field)
+        else:
+            sources.add("environment variables")
+            where = variable_name(field)
+        lines.append(f"  {where}={item.get('input')!r}: {item['msg']}")
+    return f"invalid configuration ({' and '.join(sorted(sources))}):\n" + "\n".join(lines)
+
+
+def flag_name(field: str) -> str:
+    """``log_level`` -> ``--log-level``."""
+    return "--" + field.replace("_", "-")
 
 
 def get_settings_or_exit() -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,21 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.settings import Settings
+from service.settings import Settings, variable_name
+
+STATE_VARIABLE = variable_name("state_dir")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test (nor server or job process a test starts) writes to the user data folder."""
+    saved = os.environ.get(STATE_VARIABLE)
+    os.environ[STATE_VARIABLE] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        del os.environ[STATE_VARIABLE]
+    else:
+        os.environ[STATE_VARIABLE] = saved
 
 
 @pytest.fixture
@@ -23,6 +38,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
+            "state_dir": tmp_path / "state",
             "data_dir": tmp_path / "data",
             "db_path": tmp_path / "var" / "jobs.sqlite3",
             "models_dir": tmp_path / "var" / "models",

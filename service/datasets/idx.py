@@ -55,9 +55,15 @@ def encode_idx(array: np.ndarray[tuple[int, ...], np.dtype[np.uint8]]) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
+def idx_file_bytes(
+    array: np.ndarray[tuple[int, ...], np.dtype[np.uint8]], compressed: bool
+) -> bytes:
+    """The bytes of an IDX file holding ``array``; gzip-compressed reproducibly (level 9,
+    mtime 0: the same array gives the same bytes) when ``compressed``."""
+    data = encode_idx(array)
+    return gzip.compress(data, compresslevel=9, mtime=0) if compressed else data
+
+
 def write_idx(path: Path, array: np.ndarray[tuple[int, ...], np.dtype[np.uint8]]) -> None:
     """Write ``array`` as IDX (gzip-compressed, reproducibly, when ``path`` ends in .gz)."""
-    data = encode_idx(array)
-    if path.suffix == ".gz":
-        data = gzip.compress(data, compresslevel=9, mtime=0)
-    path.write_bytes(data)
+    path.write_bytes(idx_file_bytes(array, path.suffix == ".gz"))

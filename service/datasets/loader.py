@@ -1,16 +1,25 @@
-"""One dataset folder as tensors: uint8 images and int64 labels, checked for consistency."""
+"""One dataset folder as tensors: uint8 images and int64 labels, checked for consistency.
+
+Torch is imported when tensors are made, not with this module: the command line reads and
+checks IDX files (``read_pair``) without paying for it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from service.datasets.catalog import Role
 from service.datasets.download import DatasetUnavailable
 from service.datasets.idx import IdxFormatError, read_idx
+
+if TYPE_CHECKING:
+    import torch
+
+Images = np.ndarray[tuple[int, ...], np.dtype[np.uint8]]
 
 IMAGE_SHAPE = (28, 28)
 
@@ -41,6 +50,19 @@ def load_split(
 
 
 def _pair(images_path: Path, labels_path: Path, limit: int | None) -> tuple[torch.Tensor, ...]:
+    import torch
+
+    images, labels = read_pair(images_path, labels_path)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return (
+        torch.from_numpy(np.array(images, copy=True)),
+        torch.from_numpy(labels.astype(np.int64)),
+    )
+
+
+def read_pair(images_path: Path, labels_path: Path) -> tuple[Images, Images]:
+    """Images ``[N, 28, 28]`` and their labels ``[N]`` (uint8, 0..9), or ``IdxFormatError``."""
     images = read_idx(images_path, 3)
     labels = read_idx(labels_path, 1)
     if images.shape[1:] != IMAGE_SHAPE:
@@ -51,9 +73,4 @@ def _pair(images_path: Path, labels_path: Path, limit: int | None) -> tuple[torc
         )
     if labels.size and int(labels.max()) > 9:
         raise IdxFormatError(f"{labels_path}: labels must be 0..9")
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    return (
-        torch.from_numpy(np.array(images, copy=True)),
-        torch.from_numpy(labels.astype(np.int64)),
-    )
+    return images, labels

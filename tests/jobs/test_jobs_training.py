@@ -47,10 +47,15 @@ def test_optimizers(optimizer: str, data: tuple[torch.Tensor, ...]) -> None:
 
 
 def test_same_seed_same_model(data: tuple[torch.Tensor, ...]) -> None:
-    config = JobConfig(epochs=1)
-    a = train(config, 7, *data, torch.device("cpu")).model.state_dict()
-    b = train(config, 7, *data, torch.device("cpu")).model.state_dict()
+    """Bit for bit, at the same torch thread count (docs/jobs-reproducibility.md)."""
+    config = JobConfig(epochs=2)
+    first, second = (train(config, 7, *data, torch.device("cpu")) for _ in range(2))
+    a, b = first.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    numbers = [
+        [(e.train_loss, e.test_loss, e.test_accuracy) for e in r.epochs] for r in (first, second)
+    ]
+    assert numbers[0] == numbers[1]
 
 
 def test_cancel_within_one_step(data: tuple[torch.Tensor, ...]) -> None:
