@@ -109,10 +109,13 @@ def test_the_pod_runs_as_the_image_does(deployment: dict[str, Any]) -> None:
     assert spec["securityContext"]["readOnlyRootFilesystem"] is True
     # A read-only root needs every folder the service writes to mounted.
     writable = {mount["mountPath"] for mount in spec["volumeMounts"]}
-    for variable in ("PROMETHEUS_MULTIPROC_DIR", "LOSS_SERVICE_DB_PATH", "LOSS_SERVICE_DATA_DIR"):
+    for variable in ("PROMETHEUS_MULTIPROC_DIR", "LOSS_SERVICE_STATE_DIR"):
         found = re.search(rf"{variable}=(\S+)", dockerfile)
         assert found is not None, variable
-        assert any(found[1].startswith(path + "/") for path in writable), (variable, writable)
+        assert any(found[1] == path or found[1].startswith(path + "/") for path in writable), (
+            variable,
+            writable,
+        )
     shutdown = float(CONFIG["LOSS_SERVICE_SHUTDOWN_TIMEOUT_S"])
     assert pod["terminationGracePeriodSeconds"] > shutdown + 5
 
