@@ -7,6 +7,7 @@ import os
 
 import uvicorn
 
+from service.jobs.database import check_job_database_or_exit
 from service.observability.multiprocess import reset_multiprocess_dir
 from service.settings import get_settings, get_settings_or_exit
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ[WORKERS_VARIABLE] = str(args.workers)
     get_settings.cache_clear()  # a single worker runs in this process, with these settings
     reset_multiprocess_dir()
+    check_job_database_or_exit(settings.db_path)  # one line and exit 78 when unusable
     uvicorn.run(
         "service.main:app",
         host=args.host,

@@ -22,8 +22,17 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 def extra_models() -> list[type[BaseModel]]:
     from service.http.grading_models import request_models
     from service.http.routes.information import InformationRequest
+    from service.jobs.config import JobConfig
+    from service.jobs.schemas import PredictRequest
 
-    return [*all_request_models(), InformationRequest, *request_models(), Problem]
+    return [
+        *all_request_models(),
+        InformationRequest,
+        *request_models(),
+        JobConfig,
+        PredictRequest,
+        Problem,
+    ]
 
 
 def _declare_problem_bodies(document: dict[str, Any]) -> None:
