@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from service.errors import TooManyRequests
+from service.jobs.store import JobStore
 from service.settings import Settings
 
 _DOMAIN = b"loss-service job owner\0"
@@ -55,3 +57,19 @@ def caller_of(request: Request, settings: Settings) -> Caller:
     given = key.encode()
     admin = any([hmac.compare_digest(given, k.encode()) for k in settings.admin_keys])
     return Caller(owner=owner_of_key(key), admin=admin)
+
+
+def check_quota(store: JobStore, caller: Caller, settings: Settings) -> None:
+    """429 when ``caller``'s key already has ``LOSS_SERVICE_MAX_JOBS_PER_KEY`` jobs queued or
+    running (no limit without keys)."""
+    limit = settings.max_jobs_per_key
+    if caller.owner is None or not limit:
+        return
+    active = store.count("queued", caller.owner) + store.count("running", caller.owner)
+    if active >= limit:
+        raise TooManyRequests(
+            f"this API key already has {active} jobs queued or running "
+            f"(LOSS_SERVICE_MAX_JOBS_PER_KEY={limit}); try again when one has finished, "
+            "or cancel one",
+            headers={"Retry-After": "30"},
+        )

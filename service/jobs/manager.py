@@ -22,10 +22,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -36,14 +33,15 @@ from typing import Any
 import orjson
 
 from service.errors import Conflict, DeviceUnavailable, NotFound, TooManyRequests
-from service.jobs.access import EVERYONE, Caller
+from service.jobs.access import EVERYONE, Caller, check_quota
 from service.jobs.config import JobConfig
+from service.jobs.launcher import send_cancel, start_worker
 from service.jobs.limits import check_job_limits
 from service.jobs.records import TERMINAL, RecordWriter, RunningJob, now_iso, seconds_between
 from service.jobs.retention import SWEEP_EVERY_S, delete_job, model_file, sweep
 from service.jobs.store import DamagedRecord, JobStore, Record
+from service.jobs.subscribers import Subscribers
 from service.jobs.training import device_problem
-from service.jobs.worker import WorkerSpec
 from service.observability.metrics import observe_job_event
 from service.settings import Settings
 
@@ -64,8 +62,7 @@ class JobManager:
         self.records = RecordWriter(self.store, self._notify, settings.job_max_loss_points)
         self._lock = threading.RLock()
         self._running: dict[str, RunningJob] = {}
-        self._subscribers: dict[str, set[asyncio.Event]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.subscribers = Subscribers()
         self._readers: list[threading.Thread] = []
         self._lock_file: Any = None
         self._poller: asyncio.Task[None] | None = None
@@ -76,7 +73,7 @@ class JobManager:
     # Lifecycle
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.subscribers.loop = asyncio.get_running_loop()
         self._try_lead()
         self._poller = asyncio.create_task(self._poll(), name="job-manager-poll")
 
@@ -238,17 +235,7 @@ class JobManager:
         with self._lock:
             if self.stopping:
                 raise TooManyRequests("the service is shutting down; try again shortly")
-            if caller.owner is not None and settings.max_jobs_per_key:
-                mine = self.store.count("queued", caller.owner) + self.store.count(
-                    "running", caller.owner
-                )
-                if mine >= settings.max_jobs_per_key:
-                    raise TooManyRequests(
-                        f"this API key already has {mine} jobs queued or running "
-                        f"(LOSS_SERVICE_MAX_JOBS_PER_KEY={settings.max_jobs_per_key}); "
-                        "try again when one has finished, or cancel one",
-                        headers={"Retry-After": "30"},
-                    )
+            check_quota(self.store, caller, settings)
             queued = self.store.count("queued")
             slot_free = self.store.count("running") < settings.max_concurrent_jobs
             if not slot_free and queued >= settings.max_queued_jobs:
@@ -329,42 +316,8 @@ class JobManager:
         record["timings"]["queued_s"] = seconds_between(record["created_at"], started_at)
         if not self.records.save_if(record, "queued", "status", {"status": "running"}):
             return  # cancelled meanwhile (by another process)
-        mirrors = (
-            settings.fashion_mnist_mirrors
-            if record["config"]["dataset"] == "fashion-mnist"
-            else settings.mnist_mirrors
-        )
-        spec = WorkerSpec(
-            job_id=job_id,
-            config=record["config"],
-            seed=record["config"]["seed"],
-            data_dir=str(settings.data_dir.resolve()),
-            mirrors=mirrors or None,
-            download_timeout_s=settings.download_timeout_s,
-            model_path=str(model_file(self.models_dir, job_id).resolve()),
-            torch_threads=settings.job_torch_threads,
-            nice=settings.job_nice,
-            progress_interval_s=settings.job_progress_interval_s,
-        )
-        root = str(Path(__file__).resolve().parents[2])
-        path = os.environ.get("PYTHONPATH")
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": str(settings.job_torch_threads),
-            "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root,
-        }
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "service.jobs.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-                env=env,
-            )
-            assert process.stdin is not None
-            process.stdin.write(spec.model_dump_json() + "\n")
-            process.stdin.flush()
+            process = start_worker(record, settings)
         except OSError as exc:
             error = {
                 "reason": "worker_error",
@@ -381,15 +334,7 @@ class JobManager:
         reader.start()
 
     def _send_cancel(self, job: RunningJob) -> None:
-        if not job.started_up:
-            # Still importing torch: nothing to save and nobody reading stdin yet; stop it now.
-            with contextlib.suppress(OSError):
-                job.process.kill()
-            return
-        with contextlib.suppress(OSError, ValueError):
-            assert job.process.stdin is not None
-            job.process.stdin.write("cancel\n")
-            job.process.stdin.flush()
+        send_cancel(job)
 
     # Worker messages (reader threads)
 
@@ -429,36 +374,16 @@ class JobManager:
     # Subscribers (SSE)
 
     def subscribe(self, job_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        with self._lock:
-            self._subscribers.setdefault(job_id, set()).add(event)
-        return event
+        return self.subscribers.subscribe(job_id)
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None:
-        with self._lock:
-            waiting = self._subscribers.get(job_id)
-            if waiting is not None:
-                waiting.discard(event)
-                if not waiting:
-                    del self._subscribers[job_id]
+        self.subscribers.unsubscribe(job_id, event)
 
     def _notify(self, job_id: str) -> None:
-        with self._lock:
-            events = list(self._subscribers.get(job_id, ()))
-        self._set_all(events)
+        self.subscribers.notify(job_id)
 
     def _wake_all(self) -> None:
-        with self._lock:
-            events = [e for group in self._subscribers.values() for e in group]
-        self._set_all(events)
-
-    def _set_all(self, events: list[asyncio.Event]) -> None:
-        loop = self._loop
-        if not events or loop is None or loop.is_closed():
-            return
-        for event in events:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
+        self.subscribers.wake_all()
 
     def running_ids(self) -> Iterator[str]:
         with self._lock:

@@ -197,6 +197,8 @@ def test_missing_dataset_fails_with_advice(make_client: Callable[..., Any]) -> N
     assert job["error"]["reason"] == "dataset_unavailable"
     assert "train-images-idx3-ubyte.gz" in job["error"]["message"]
     assert "LOSS_SERVICE_DATA_DIR" in job["error"]["message"]
+    data_dir = str(client.app.state.job_manager.settings.data_dir.resolve())
+    assert data_dir not in job["error"]["message"]  # no server paths for clients
 
 
 def test_cancel_while_the_worker_starts(jobs_client: Callable[..., Any]) -> None:
