@@ -7,9 +7,9 @@ import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.state import (
@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         description="Bearer keys that /v1 endpoints require (JSON list or comma-separated); "
         "empty: no authentication.",
     )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API keys that see and manage every job (JSON list or comma-separated; "
+        "they are valid API keys too). Other keys see only the jobs they created.",
+    )
 
     # Grading
     max_evaluate_items: int = Field(
@@ -194,6 +199,43 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Training jobs run at once.")
     max_queued_jobs: int = Field(
         16, ge=0, description="Jobs waiting to run; a new job beyond this is answered 429."
+    )
+    max_jobs_per_key: int = Field(
+        4,
+        ge=0,
+        description="Jobs one API key may have queued or running at once (429 beyond); "
+        "0: no per-key limit. Applies when API keys are configured.",
+    )
+    max_job_steps: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most training steps one job may take (epochs x steps per epoch); a "
+        "config beyond is answered 422.",
+    )
+    max_model_bytes: int = Field(
+        4 * MiB,
+        ge=4096,
+        description="Largest model a job may train: 4 x (795 x hidden_units + 10) bytes of "
+        "float32 parameters; a config beyond is answered 422.",
+    )
+    job_max_loss_points: int = Field(
+        500,
+        ge=2,
+        le=100_000,
+        description="Most points kept in a job's training-loss series; when full, every other "
+        "point is dropped and the spacing (`every_steps`) doubles.",
+    )
+    job_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Finished jobs and their models are deleted this many days after they "
+        "finished; 0: no age limit.",
+    )
+    job_retention_count: int = Field(
+        500,
+        ge=0,
+        description="Finished jobs kept (the newest); older ones and their models are "
+        "deleted; 0: no count limit.",
     )
     job_torch_threads: int = Field(
         1, ge=1, description="Torch threads of each training process (one core by default)."
@@ -234,7 +276,7 @@ class Settings(BaseSettings):
         "to finish before they are cut; running jobs are then recorded as interrupted.",
     )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         """A JSON list, or a comma-separated one."""
@@ -260,6 +302,14 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")
         return level
+
+    @model_validator(mode="after")
+    def _admin_keys_are_keys(self) -> Self:
+        """Admin keys are API keys too (and setting one turns authentication on)."""
+        missing = [key for key in self.admin_keys if key not in self.api_keys]
+        if missing:
+            self.api_keys = [*self.api_keys, *missing]
+        return self
 
     def effective_torch_threads(self) -> int:
         if self.torch_threads is not None:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.test_examples import Server, live_server
 
-LONG_JOB = {"epochs": 1000, "batch_size": 16, "seed": 3}
+LONG_JOB = {"epochs": 1000, "batch_size": 16, "train_samples": 4096, "seed": 3}  # 256k steps
 SHUTDOWN_TIMEOUT_S = 4
 
 

@@ -28,6 +28,7 @@ class DatasetSpec:
     md5: dict[Role, str]
     mirrors: tuple[str, ...]
     classes: tuple[str, ...]
+    train_size: int = 60_000  # images in the training split (both sets)
 
     def file_name(self, role: Role) -> str:
         return FILE_NAMES[role]

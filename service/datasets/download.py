@@ -86,7 +86,10 @@ def _download_one(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatasetUnavailable(f"{name}: cannot create {folder}: {exc}") from exc
+        reason = exc.strerror or type(exc).__name__
+        raise DatasetUnavailable(
+            f"{name}: cannot create the folder {folder.name}/: {reason}"
+        ) from exc
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
@@ -162,9 +165,10 @@ def _advice(spec: DatasetSpec, folder: Path, failures: list[str]) -> str:
         if spec.name == "fashion-mnist"
         else ""
     )
+    where = f"the {folder.name}/ folder of LOSS_SERVICE_DATA_DIR"
     return (
-        f"dataset {spec.name!r} is not available: its files are missing from "
-        f"{folder.resolve()} and could not be downloaded ({' | '.join(failures)}). "
-        f"Put the four IDX files {names} into {folder.resolve()}{hint}, or set "
-        f"LOSS_SERVICE_DATA_DIR to a directory that has a {spec.name}/ folder holding them."
+        f"dataset {spec.name!r} is not available: its files are missing from {where} and "
+        f"could not be downloaded ({' | '.join(failures)}). Put the four IDX files {names} "
+        f"into {where}{hint}, or set LOSS_SERVICE_DATA_DIR to a directory that has a "
+        f"{spec.name}/ folder holding them."
     )

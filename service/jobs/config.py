@@ -45,7 +45,9 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 class JobConfig(BaseModel):
     """``POST /v1/jobs/mnist``: every field is optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON numbers only where numbers are meant (``false`` is not the seed 0), and
+    # whole numbers where integers are (``2.0`` epochs is a mistake worth naming).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     dataset: DatasetName = Field(
         "mnist",

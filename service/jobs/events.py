@@ -21,10 +21,14 @@ def format_event(event_id: int, event: str, data: str) -> bytes:
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
+MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer
+
+
 async def job_events(
     manager: JobManager, job_id: str, last_event_id: int = 0, keepalive_s: float = KEEPALIVE_S
 ) -> AsyncIterator[bytes]:
-    manager.get(job_id)  # 404 before the stream starts
+    """The stream; the caller has checked that the job exists and that ``last_event_id`` is in
+    0..``MAX_EVENT_ID`` (both before the response starts)."""
     waiter = manager.subscribe(job_id)
     try:
         yield b"retry: 1000\n\n"
@@ -37,7 +41,10 @@ async def job_events(
                 last = event_id
                 if event == "done":
                     return
-            if not rows and manager.get(job_id)["status"] in TERMINAL:
+            head = manager.store.head(job_id)
+            if head is None:
+                return  # deleted meanwhile
+            if not rows and head[0] in TERMINAL:
                 if manager.store.events_after(job_id, last):
                     continue  # written between the two reads
                 return  # the client has already seen ``done``

@@ -22,57 +22,36 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from service.errors import Conflict, DeviceUnavailable, NotFound, TooManyRequests
+from service.jobs.access import EVERYONE, Caller, check_quota
 from service.jobs.config import JobConfig
-from service.jobs.store import JobStore, Record
+from service.jobs.launcher import send_cancel, start_worker
+from service.jobs.limits import check_job_limits
+from service.jobs.records import TERMINAL, RecordWriter, RunningJob, now_iso, seconds_between
+from service.jobs.retention import SWEEP_EVERY_S, delete_job, model_file, sweep
+from service.jobs.store import DamagedRecord, JobStore, Record
+from service.jobs.subscribers import Subscribers
 from service.jobs.training import device_problem
-from service.jobs.worker import WorkerSpec
 from service.observability.metrics import observe_job_event
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+__all__ = ["TERMINAL", "JobManager", "now_iso"]
+
 CANCEL_GRACE_S = 10.0
 SHUTDOWN_GRACE_S = 5.0
 POLL_S = 0.5
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _seconds_between(start: str | None, end: str) -> float | None:
-    if not start:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-@dataclass
-class RunningJob:
-    job_id: str
-    process: subprocess.Popen[str]
-    started: float = field(default_factory=time.monotonic)
-    cancel_requested: bool = False
-    started_up: bool = False  # the worker has imported torch and listens to stdin
-    finished: threading.Event = field(default_factory=threading.Event)  # the process is gone
-    settled: threading.Event = field(default_factory=threading.Event)  # the record is final
-    terminal_seen: bool = False
 
 
 class JobManager:
@@ -80,20 +59,21 @@ class JobManager:
         self.settings = settings
         self.store = store or JobStore(settings.db_path)
         self.models_dir = settings.models_dir
+        self.records = RecordWriter(self.store, self._notify, settings.job_max_loss_points)
         self._lock = threading.RLock()
         self._running: dict[str, RunningJob] = {}
-        self._subscribers: dict[str, set[asyncio.Event]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.subscribers = Subscribers()
         self._readers: list[threading.Thread] = []
         self._lock_file: Any = None
         self._poller: asyncio.Task[None] | None = None
+        self._next_sweep = 0.0
         self.leader = False
         self.stopping = False
 
     # Lifecycle
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.subscribers.loop = asyncio.get_running_loop()
         self._try_lead()
         self._poller = asyncio.create_task(self._poll(), name="job-manager-poll")
 
@@ -132,6 +112,9 @@ class JobManager:
                         if job is not None:
                             job.cancel_requested = True
                             self._send_cancel(job)
+                if time.monotonic() >= self._next_sweep:
+                    self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+                    await asyncio.to_thread(sweep, self.store, self.settings)
             except Exception:  # pragma: no cover - never let the poller die
                 log.exception("job manager poll failed")
 
@@ -144,7 +127,7 @@ class JobManager:
                 if progress.get("epoch")
                 else ""
             )
-            self._finish(
+            self.records.finish(
                 record,
                 "failed",
                 error={
@@ -180,32 +163,56 @@ class JobManager:
 
     # Queries
 
-    def get(self, job_id: str) -> Record:
-        record = self.store.get(job_id)
+    def _head(self, job_id: str, caller: Caller) -> tuple[str, str | None]:
+        """``(status, owner)`` of a job ``caller`` may see, or 404."""
+        head = self.store.head(job_id)
+        if head is None or not caller.sees(head[1]):
+            raise NotFound(f"no job {job_id!r}")
+        return head
+
+    def get(self, job_id: str, caller: Caller = EVERYONE) -> Record:
+        """The record without its loss points (see ``view``); 404 when ``caller`` may not
+        see it, or when its stored JSON is damaged."""
+        self._head(job_id, caller)
+        try:
+            record = self.store.get(job_id)
+        except DamagedRecord:
+            raise NotFound(
+                f"the stored record of job {job_id!r} is damaged and cannot be shown "
+                "(reported in the service log); DELETE removes it"
+            ) from None
         if record is None:
             raise NotFound(f"no job {job_id!r}")
         return record
 
-    def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Record], int]:
-        return self.store.page(status, limit, offset)
+    def view(self, job_id: str, caller: Caller = EVERYONE) -> Record:
+        """The whole job as clients see it (with its loss series)."""
+        return self.store.with_points([self.get(job_id, caller)])[0]
 
-    def model_path(self, job_id: str) -> Path:
-        record = self.get(job_id)
-        path = self.models_dir / f"{job_id}.safetensors"
+    def page(
+        self, status: str | None, limit: int, offset: int, caller: Caller = EVERYONE
+    ) -> tuple[list[Record], int]:
+        records, total = self.store.page(status, limit, offset, caller.scope)
+        return self.store.with_points(records), total
+
+    def model_path(self, job_id: str, caller: Caller = EVERYONE) -> Path:
+        record = self.get(job_id, caller)
+        path = model_file(self.models_dir, job_id)
         if record["status"] != "succeeded":
             raise Conflict(
                 f"job {job_id} is {record['status']}; its model exists once it has succeeded"
             )
         if not path.is_file():
-            raise NotFound(f"the model file of job {job_id} is missing from {self.models_dir}")
+            raise NotFound(f"the model file of job {job_id} is missing")
         return path
 
     # Commands
 
-    def submit(self, config: JobConfig) -> Record:
+    def submit(self, config: JobConfig, caller: Caller = EVERYONE) -> Record:
         problem = device_problem(config.device)
         if problem:
             raise DeviceUnavailable.at(("body", "device"), problem)
+        check_job_limits(config, self.settings)
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         effective = config.model_copy(update={"seed": seed})
         job_id = uuid.uuid4().hex
@@ -224,34 +231,49 @@ class JobManager:
             "error": None,
             "model": None,
         }
+        settings = self.settings
         with self._lock:
             if self.stopping:
                 raise TooManyRequests("the service is shutting down; try again shortly")
+            check_quota(self.store, caller, settings)
             queued = self.store.count("queued")
-            slot_free = self.store.count("running") < self.settings.max_concurrent_jobs
-            if not slot_free and queued >= self.settings.max_queued_jobs:
+            slot_free = self.store.count("running") < settings.max_concurrent_jobs
+            if not slot_free and queued >= settings.max_queued_jobs:
                 raise TooManyRequests(
                     f"{queued} jobs are already waiting (LOSS_SERVICE_MAX_QUEUED_JOBS="
-                    f"{self.settings.max_queued_jobs}); try again when one has finished",
+                    f"{settings.max_queued_jobs}); try again when one has finished",
                     headers={"Retry-After": "30"},
                 )
-            self.store.insert(record, "status", {"status": "queued"})
+            self.store.insert(record, "status", {"status": "queued"}, caller.owner)
             observe_job_event(job_id, "status", {"status": "queued"})
             self.dispatch()  # starts it now when there is room; the answer shows it queued
             return record
 
-    async def cancel(self, job_id: str) -> Record:
+    async def cancel_or_delete(self, job_id: str, caller: Caller = EVERYONE) -> Record | None:
+        """A queued or running job is cancelled (and kept): its record. A finished one is
+        deleted with its model: None."""
+        status, _ = self._head(job_id, caller)
+        if status in TERMINAL or status not in ("queued", "running"):
+            # Finished, or a damaged record whatever it says: remove it.
+            if delete_job(self.store, self.models_dir, job_id, status):
+                self._notify(job_id)
+                return None
+            # Moved on meanwhile (another process): look again.
+            return await self.cancel_or_delete(job_id, caller)
+        return await self.cancel(job_id, caller)
+
+    async def cancel(self, job_id: str, caller: Caller = EVERYONE) -> Record:
         with self._lock:
-            record = self.get(job_id)
+            record = self.get(job_id, caller)
             status = record["status"]
             if status == "queued":
-                finished = self._finish(record, "cancelled", expected="queued")
+                finished = self.records.finish(record, "cancelled", expected="queued")
                 if finished is not None:
-                    return finished
+                    return self.store.with_points([finished])[0]
                 record = self.get(job_id)  # started meanwhile by the leader
                 status = record["status"]
             if status == "cancelled":
-                return record
+                return self.view(job_id)
             if status in TERMINAL:
                 raise Conflict(f"job {job_id} has already {status}; there is nothing to cancel")
             job = self._running.get(job_id)
@@ -263,7 +285,7 @@ class JobManager:
             deadline = time.monotonic() + 2 * CANCEL_GRACE_S + POLL_S
             while self.get(job_id)["status"] not in TERMINAL and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            return self.get(job_id)
+            return self.view(job_id)
         # The record is final as soon as the worker reports it stopped (within one step);
         # the process itself may take a moment longer to exit.
         await asyncio.to_thread(job.settled.wait, CANCEL_GRACE_S)
@@ -271,7 +293,7 @@ class JobManager:
             log.warning("job %s ignored cancel for %.0fs; killing it", job_id, CANCEL_GRACE_S)
             job.process.kill()
             await asyncio.to_thread(job.finished.wait, CANCEL_GRACE_S)
-        return self.get(job_id)
+        return self.view(job_id)
 
     # Scheduling
 
@@ -291,49 +313,19 @@ class JobManager:
         settings = self.settings
         started_at = now_iso()
         record.update(status="running", started_at=started_at, progress={"phase": "starting"})
-        record["timings"]["queued_s"] = _seconds_between(record["created_at"], started_at)
-        if not self._save_if(record, "queued", "status", {"status": "running"}):
+        record["timings"]["queued_s"] = seconds_between(record["created_at"], started_at)
+        if not self.records.save_if(record, "queued", "status", {"status": "running"}):
             return  # cancelled meanwhile (by another process)
-        mirrors = (
-            settings.fashion_mnist_mirrors
-            if record["config"]["dataset"] == "fashion-mnist"
-            else settings.mnist_mirrors
-        )
-        spec = WorkerSpec(
-            job_id=job_id,
-            config=record["config"],
-            seed=record["config"]["seed"],
-            data_dir=str(settings.data_dir.resolve()),
-            mirrors=mirrors or None,
-            download_timeout_s=settings.download_timeout_s,
-            model_path=str((self.models_dir / f"{job_id}.safetensors").resolve()),
-            torch_threads=settings.job_torch_threads,
-            nice=settings.job_nice,
-            progress_interval_s=settings.job_progress_interval_s,
-        )
-        root = str(Path(__file__).resolve().parents[2])
-        path = os.environ.get("PYTHONPATH")
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": str(settings.job_torch_threads),
-            "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root,
-        }
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "service.jobs.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-                env=env,
-            )
-            assert process.stdin is not None
-            process.stdin.write(spec.model_dump_json() + "\n")
-            process.stdin.flush()
+            process = start_worker(record, settings)
         except OSError as exc:
-            self._finish(record, "failed", error={"reason": "worker_error", "message": str(exc)})
+            error = {
+                "reason": "worker_error",
+                "message": f"cannot start the training process: {exc.strerror}",
+            }
+            self.records.finish(record, "failed", error=error)
             return
-        job = RunningJob(job_id, process)
+        job = RunningJob(job_id, process, log_every=int(record["config"]["log_every"]))
         self._running[job_id] = job
         reader = threading.Thread(
             target=self._read_worker, args=(job,), name=f"job-{job_id[:8]}", daemon=True
@@ -342,15 +334,7 @@ class JobManager:
         reader.start()
 
     def _send_cancel(self, job: RunningJob) -> None:
-        if not job.started_up:
-            # Still importing torch: nothing to save and nobody reading stdin yet; stop it now.
-            with contextlib.suppress(OSError):
-                job.process.kill()
-            return
-        with contextlib.suppress(OSError, ValueError):
-            assert job.process.stdin is not None
-            job.process.stdin.write("cancel\n")
-            job.process.stdin.flush()
+        send_cancel(job)
 
     # Worker messages (reader threads)
 
@@ -363,15 +347,18 @@ class JobManager:
                 except orjson.JSONDecodeError:
                     log.warning("job %s: unreadable worker line %r", job.job_id, line[:200])
                     continue
-                self._on_message(job, message)
+                with self._lock:
+                    self.records.on_message(job, message)
             code = job.process.wait()
             if not job.terminal_seen:
-                self._on_exit(job, code)
+                with self._lock:
+                    self.records.on_exit(job, code, self.stopping)
         except Exception:  # pragma: no cover - keep the record consistent whatever happens
             log.exception("job %s: reader failed", job.job_id)
             with contextlib.suppress(Exception):
                 job.process.kill()
-                self._on_exit(job, -1)
+                with self._lock:
+                    self.records.on_exit(job, -1, self.stopping)
         finally:
             with contextlib.suppress(OSError):
                 if job.process.stdin is not None:
@@ -384,168 +371,19 @@ class JobManager:
             job.finished.set()
             self.dispatch()
 
-    def _on_message(self, job: RunningJob, message: dict[str, Any]) -> None:
-        kind = message.pop("type", None)
-        with self._lock:
-            record = self.store.get(job.job_id)
-            if record is None or record["status"] in TERMINAL:
-                return
-            if kind == "started":
-                job.started_up = True
-                record["device"] = message.get("device")
-                record["timings"]["worker_start_s"] = time.monotonic() - job.started
-                self._save(record)
-            elif kind == "phase":
-                progress = record.get("progress") or {}
-                progress["phase"] = message["phase"]
-                record["progress"] = progress
-                self._save(record, "progress", progress)
-            elif kind == "download":
-                progress = record.get("progress") or {}
-                progress.update(phase="downloading", download=message)
-                record["progress"] = progress
-                self._save(record, "progress", progress)
-            elif kind == "progress":
-                progress = record.get("progress") or {}
-                progress.update(message, phase="training")
-                progress.pop("download", None)
-                record["progress"] = progress
-                self._save(record, "progress", progress)
-            elif kind == "loss":
-                record["train_loss_series"]["points"].append(message)
-                if record.get("progress"):
-                    record["progress"]["loss"] = message["loss"]
-                self._save(record)
-            elif kind == "epoch":
-                record["metrics"].append(message)
-                self._save(record, "epoch", message)
-            elif kind in TERMINAL:
-                job.terminal_seen = True
-                job.settled.set()
-                record["timings"].update(message.get("timings") or {})
-                if kind == "succeeded":
-                    model = message["model"]
-                    record["model"] = {
-                        "format": "safetensors",
-                        "bytes": model["bytes"],
-                        "tensors": model["tensors"],
-                        "url": f"/v1/jobs/{job.job_id}/model",
-                    }
-                    if record.get("progress"):
-                        record["progress"]["phase"] = "done"
-                    self._finish(record, "succeeded")
-                elif kind == "cancelled":
-                    self._finish_stopped(job, record)
-                else:
-                    self._finish(
-                        record,
-                        "failed",
-                        error={"reason": message["reason"], "message": message["message"]},
-                    )
-
-    def _on_exit(self, job: RunningJob, code: int) -> None:
-        """The worker ended without a final message."""
-        with self._lock:
-            record = self.store.get(job.job_id)
-            if record is None or record["status"] in TERMINAL:
-                return
-            if job.cancel_requested or self.stopping:
-                self._finish_stopped(job, record)
-            else:
-                self._finish(
-                    record,
-                    "failed",
-                    error={
-                        "reason": "worker_crashed",
-                        "message": f"the training process exited with code {code} "
-                        "before finishing (out of memory?)",
-                    },
-                )
-
-    def _finish_stopped(self, job: RunningJob, record: Record) -> None:
-        if job.cancel_requested:
-            self._finish(record, "cancelled")
-        else:
-            self._finish(
-                record,
-                "failed",
-                error={
-                    "reason": "interrupted",
-                    "message": "the service was stopped while this job was running; "
-                    "start a new job to train again",
-                },
-            )
-
-    # Records and events
-
-    def _finish(
-        self,
-        record: Record,
-        status: str,
-        error: dict[str, str] | None = None,
-        expected: str | None = None,
-    ) -> Record | None:
-        """Make the record final; with ``expected``, only while it still has that status
-        (None when it had moved on)."""
-        finished = now_iso()
-        record.update(status=status, finished_at=finished, error=error)
-        total = _seconds_between(record.get("started_at"), finished)
-        if total is not None:
-            record["timings"]["total_s"] = total
-        change = {"status": status, "error": error}
-        if expected is None:
-            self._save(record, "status", change)
-        elif not self._save_if(record, expected, "status", change):
-            return None
-        self._save(record, "done", record)
-        return record
-
-    def _save_if(self, record: Record, expected: str, event: str, data: Record) -> bool:
-        if not self.store.update_if(record, expected, event, data):
-            return False
-        observe_job_event(record["id"], event, data)
-        self._notify(record["id"])
-        return True
-
-    def _save(self, record: Record, event: str | None = None, data: Record | None = None) -> None:
-        self.store.update(record, event, data)
-        observe_job_event(record["id"], event, data)
-        if event:
-            self._notify(record["id"])
-
     # Subscribers (SSE)
 
     def subscribe(self, job_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        with self._lock:
-            self._subscribers.setdefault(job_id, set()).add(event)
-        return event
+        return self.subscribers.subscribe(job_id)
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None:
-        with self._lock:
-            waiting = self._subscribers.get(job_id)
-            if waiting is not None:
-                waiting.discard(event)
-                if not waiting:
-                    del self._subscribers[job_id]
+        self.subscribers.unsubscribe(job_id, event)
 
     def _notify(self, job_id: str) -> None:
-        with self._lock:
-            events = list(self._subscribers.get(job_id, ()))
-        self._set_all(events)
+        self.subscribers.notify(job_id)
 
     def _wake_all(self) -> None:
-        with self._lock:
-            events = [e for group in self._subscribers.values() for e in group]
-        self._set_all(events)
-
-    def _set_all(self, events: list[asyncio.Event]) -> None:
-        loop = self._loop
-        if not events or loop is None or loop.is_closed():
-            return
-        for event in events:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
+        self.subscribers.wake_all()
 
     def running_ids(self) -> Iterator[str]:
         with self._lock:

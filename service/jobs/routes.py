@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import torch
-from fastapi import APIRouter, Body, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import ValidationError
 
 from service.datasets.catalog import dataset_spec
-from service.http.schemas import Problem
+from service.errors import MalformedBody, PayloadTooLarge
+from service.http.json_answer import answer_json
+from service.http.problems import from_pydantic
+from service.http.schemas import Problem, request_body, schema_ref
+from service.jobs.access import Caller, caller_of
 from service.jobs.config import JobConfig
-from service.jobs.events import job_events
+from service.jobs.database import JobDatabaseError
+from service.jobs.events import MAX_EVENT_ID, job_events
 from service.jobs.inference import ModelCache, images_to_input, predict
 from service.jobs.manager import JobManager
 from service.jobs.schemas import Job, JobList, JobStatus, PredictRequest, PredictResponse
 from service.settings import Settings
 from service.tensors.codec import ElementBudget, decode_tensor, encode_tensor
-from service.tensors.wirejson import dumps
+from service.tensors.wirejson import loads
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+MAX_CONFIG_BYTES = 64 * 1024  # a job config is a few hundred bytes
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
 
 
 def _problems(*items: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -30,15 +42,20 @@ def _problems(*items: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": text} for status, text in items}
 
 
-NOT_FOUND = (404, "No such job.")
+NOT_FOUND = (404, "No such job (or it belongs to another API key).")
 NOT_SUCCEEDED = (409, "The job has not succeeded, so it has no model.")
+
 _models = ModelCache()
 
 
 @asynccontextmanager
 async def jobs_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[JobManager]:
     """Start the job manager (recovering records of a previous run) and stop it at exit."""
-    manager = JobManager(settings)
+    try:
+        manager = JobManager(settings)
+    except JobDatabaseError as error:
+        log.error("%s", error.line)  # one line naming the file, then the start fails
+        raise
     app.state.job_manager = manager
     await manager.start()
     try:
@@ -52,8 +69,33 @@ def _manager(request: Request) -> JobManager:
     return manager
 
 
-def _settings(request: Request) -> Settings:
-    return _manager(request).settings
+def _caller(request: Request) -> Caller:
+    return caller_of(request, _manager(request).settings)
+
+
+async def _small_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"a job config is at most {limit} bytes; this body has {declared}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"a job config is at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_config(body: bytes) -> JobConfig:
+    """The job config in a request body (an empty body: every default)."""
+    document = loads(body) if body.strip() else {}
+    if not isinstance(document, dict):
+        raise MalformedBody.at(("body",), "must be a JSON object (the job config)", "model_type")
+    try:
+        return JobConfig.model_validate(document)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
 
 
 @router.post(
@@ -63,28 +105,41 @@ def _settings(request: Request) -> Settings:
     operation_id="create_mnist_job",
     summary="Start an MNIST / Fashion-MNIST training job",
     responses=_problems(
-        (422, "A config field is invalid; `errors` names it."),
-        (429, "The queue of waiting jobs is full."),
+        (413, f"The body is larger than a job config can be ({MAX_CONFIG_BYTES} bytes)."),
+        (
+            422,
+            "The body is not JSON (or not UTF-8), a config field is invalid, or the job is "
+            "over a limit (training steps, model size); `errors` names the field.",
+        ),
+        (429, "The queue of waiting jobs is full, or this API key has its most jobs active."),
     ),
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": schema_ref(JobConfig)}},
+        }
+    },
 )
-async def create_job(
-    request: Request,
-    response: Response,
-    config: Annotated[JobConfig, Body()] = JobConfig(),  # noqa: B008 - an immutable default
-) -> dict[str, Any]:
-    record = _manager(request).submit(config)
+async def create_job(request: Request, response: Response) -> dict[str, Any]:
+    config = parse_config(await _small_body(request, MAX_CONFIG_BYTES))
+    record = _manager(request).submit(config, _caller(request))
     response.headers["Location"] = f"/v1/jobs/{record['id']}"
     return record
 
 
-@router.get("", response_model=JobList, operation_id="list_jobs", summary="List jobs, newest first")
+@router.get(
+    "",
+    response_model=JobList,
+    operation_id="list_jobs",
+    summary="List jobs, newest first (with API keys: the caller's own)",
+)
 async def list_jobs(
     request: Request,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
-    jobs, total = _manager(request).page(status, limit, offset)
+    jobs, total = _manager(request).page(status, limit, offset, _caller(request))
     next_offset = offset + len(jobs) if offset + len(jobs) < total else None
     return {
         "jobs": jobs,
@@ -103,18 +158,25 @@ async def list_jobs(
     responses=_problems(NOT_FOUND),
 )
 async def get_job(request: Request, job_id: str) -> dict[str, Any]:
-    return _manager(request).get(job_id)
+    return _manager(request).view(job_id, _caller(request))
 
 
 @router.delete(
     "/{job_id}",
     response_model=Job,
     operation_id="cancel_job",
-    summary="Cancel a queued or running job (idempotent)",
-    responses=_problems(NOT_FOUND, (409, "The job has already succeeded or failed.")),
+    summary="Cancel a queued or running job; delete a finished one with its model",
+    description="A queued or running job is cancelled and kept: the answer (200) is the job, "
+    "now `cancelled`. A finished job (`succeeded`, `failed` or `cancelled`) is deleted with "
+    "its model: the answer is 204, and the job is 404 from then on.",
+    responses={
+        204: {"description": "The job had finished; it and its model are deleted."},
+        **_problems(NOT_FOUND),
+    },
 )
-async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
-    return await _manager(request).cancel(job_id)
+async def cancel_job(request: Request, job_id: str) -> Any:
+    record = await _manager(request).cancel_or_delete(job_id, _caller(request))
+    return Response(status_code=204) if record is None else record
 
 
 @router.get(
@@ -127,17 +189,21 @@ async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
             "description": "Events `status`, `progress`, `epoch`, and last `done` (the job).",
         },
-        **_problems(NOT_FOUND),
+        **_problems(NOT_FOUND, (422, "Last-Event-ID is not an event id (0 .. 2^63-1).")),
     },
 )
 async def stream_events(
     request: Request,
     job_id: str,
-    last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id: Annotated[int | None, Query(ge=0, description="As Last-Event-ID.")] = None,
+    last_event_id_header: Annotated[
+        int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_EVENT_ID)
+    ] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="As Last-Event-ID.")
+    ] = None,
 ) -> StreamingResponse:
     manager = _manager(request)
-    manager.get(job_id)
+    manager.get(job_id, _caller(request))  # 404 before the stream starts
     after = last_event_id_header if last_event_id_header is not None else last_event_id
     return StreamingResponse(
         job_events(manager, job_id, after or 0),
@@ -160,10 +226,32 @@ async def stream_events(
     },
 )
 async def download_model(request: Request, job_id: str) -> FileResponse:
-    path = _manager(request).model_path(job_id)
+    path = _manager(request).model_path(job_id, _caller(request))
     return FileResponse(
         path, media_type="application/octet-stream", filename=f"mnist-{job_id}.safetensors"
     )
+
+
+def predict_answer(
+    document: Any, settings: Settings, *, job_id: str, path: Path, classes: list[str]
+) -> dict[str, Any]:
+    """Parse, decode and classify: the answer of ``predict``, off the event loop when the
+    body is large."""
+    try:
+        body = PredictRequest.model_validate(document)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from None
+    budget = ElementBudget(settings.max_tensor_elements, settings.max_nesting_depth)
+    images = decode_tensor(body.images, ("body", "images"), torch.float32, budget)
+    x = images_to_input(images, ("body", "images"), body.normalized)
+    predicted, probabilities = predict(_models.get(path), x)
+    indices = predicted.tolist()
+    return {
+        "job_id": job_id,
+        "classes": indices,
+        "labels": [classes[i] for i in indices],
+        "probabilities": encode_tensor(probabilities, body.encoding),
+    }
 
 
 @router.post(
@@ -171,29 +259,19 @@ async def download_model(request: Request, job_id: str) -> FileResponse:
     response_model=PredictResponse,
     operation_id="predict_with_job_model",
     summary="Classify 28x28 images with a job's model",
-    responses=_problems(NOT_FOUND, NOT_SUCCEEDED, (422, "The images are not usable.")),
+    responses=_problems(
+        NOT_FOUND,
+        NOT_SUCCEEDED,
+        (413, "The body or its tensors exceed a limit."),
+        (422, "The body is not JSON (or not UTF-8), or the images are not usable."),
+        (503, "The computation exceeded the time limit."),
+    ),
+    openapi_extra=request_body(schema_ref(PredictRequest)),
 )
-async def predict_images(request: Request, job_id: str, body: PredictRequest) -> Response:
+async def predict_images(request: Request, job_id: str) -> Response:
     manager = _manager(request)
-    path = manager.model_path(job_id)
-    settings = manager.settings
-    classes = list(dataset_spec(manager.get(job_id)["config"]["dataset"]).classes)
-    budget = ElementBudget(settings.max_tensor_elements, settings.max_nesting_depth)
-    images = decode_tensor(body.images, ("body", "images"), torch.float32, budget)
-
-    def run() -> bytes:
-        x = images_to_input(images, ("body", "images"), body.normalized)
-        model = _models.get(path)
-        predicted, probabilities = predict(model, x)
-        indices = predicted.tolist()
-        return dumps(
-            {
-                "job_id": job_id,
-                "classes": indices,
-                "labels": [classes[i] for i in indices],
-                "probabilities": encode_tensor(probabilities, body.encoding),
-            }
-        )
-
-    content = run() if images.numel() <= 28 * 28 * 16 else await anyio.to_thread.run_sync(run)
-    return Response(content, media_type="application/json")
+    caller = _caller(request)
+    path = manager.model_path(job_id, caller)
+    classes = list(dataset_spec(manager.get(job_id, caller)["config"]["dataset"]).classes)
+    answer = partial(predict_answer, job_id=job_id, path=path, classes=classes)
+    return await answer_json(request, answer)

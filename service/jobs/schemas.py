@@ -104,7 +104,7 @@ class JobList(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     images: Any = Field(
         description="Images in any tensor form: [28, 28], [784], [N, 28, 28], [N, 1, 28, 28] "

@@ -1,21 +1,36 @@
-"""Job records and their event log, in SQLite.
+"""Job records, their loss series and their event log, in SQLite.
 
-One row per job holds the whole record as JSON (plus the status and creation order, indexed,
-for listing); ``job_events`` is the append-only log that Server-Sent Events replay, so a client
-can resume with ``Last-Event-ID`` even across a restart. WAL journaling keeps readers and the
-writer out of each other's way; one connection shared under a lock serves all threads.
+One row per job holds the record as JSON, beside the columns that queries need (status,
+creation order, owner, finish time); ``job_loss_points`` holds each job's training-loss series,
+one row per point, so that recording a point is one insert and never rewrites the record;
+``job_events`` is the append-only log that Server-Sent Events replay, so a client can resume
+with ``Last-Event-ID`` even across a restart. WAL journaling keeps readers and the writer out of
+each other's way; one connection shared under a lock serves all threads.
+
+A row whose JSON cannot be read (a damaged file, a hand edit) is reported once in the log and
+left out of listings; it never makes a whole page fail. A file that is not a database at all
+raises ``JobDatabaseError`` (``service.jobs.database``) when the store opens.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from service.jobs.database import JobDatabaseError
+
 Record = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+PROGRESS_EVENTS_KEPT = 100  # older ``progress`` events are dropped: each is a snapshot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -33,21 +48,68 @@ CREATE TABLE IF NOT EXISTS job_events (
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_cancels (job_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS job_loss_points (
+    job_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    point TEXT NOT NULL,
+    PRIMARY KEY (job_id, n)
+) WITHOUT ROWID;
 """
+
+# Columns added after the first release; databases written before them gain them at open.
+ADDED_COLUMNS = {"owner": "TEXT", "finished_at": "TEXT"}
+
+
+class DamagedRecord(Exception):
+    """The stored JSON of one job cannot be read."""
 
 
 class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(SCHEMA)
+        try:
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise JobDatabaseError.classify(path, exc) from exc
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA busy_timeout=5000")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                check = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(3)")]
+                if check != ["ok"]:
+                    more = f" (and {len(check) - 1} more problems)" if len(check) > 1 else ""
+                    raise JobDatabaseError(path, check[0] + more, damaged=True)
+                self._db.executescript(SCHEMA)
+                self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise JobDatabaseError.classify(path, exc) from exc
+        except JobDatabaseError:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(jobs)")}
+        added = [name for name in ADDED_COLUMNS if name not in present]
+        for name in added:
+            self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {ADDED_COLUMNS[name]}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, status)")
+        if "finished_at" in added:  # fill it in for records written before the column existed
+            rows = self._db.execute(
+                "SELECT id, record FROM jobs WHERE status IN (?, ?, ?)", TERMINAL_STATUSES
+            ).fetchall()
+            for job_id, text in rows:
+                record = self._parse(str(job_id), text)
+                if record is not None:
+                    self._db.execute(
+                        "UPDATE jobs SET finished_at = ? WHERE id = ?",
+                        (record.get("finished_at"), job_id),
+                    )
 
     def close(self) -> None:
         with self._lock:
@@ -55,39 +117,82 @@ class JobStore:
 
     # Records
 
-    def insert(self, record: Record, event: str, data: Record) -> int:
+    def insert(self, record: Record, event: str, data: Record, owner: str | None = None) -> int:
         """Store a new record and its first event; the event's id."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT INTO jobs (id, status, record) VALUES (?, ?, ?)",
-                (record["id"], record["status"], _dumps(record)),
+                "INSERT INTO jobs (id, status, record, owner, finished_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    record["id"],
+                    record["status"],
+                    _dumps(record),
+                    owner,
+                    record.get("finished_at"),
+                ),
             )
             return self._append(record["id"], event, data)
 
-    def update(self, record: Record, event: str | None = None, data: Record | None = None) -> int:
-        """Replace the record, and append an event in the same transaction; the event's id
-        (0 without an event)."""
+    def update(
+        self,
+        record: Record,
+        event: str | None = None,
+        data: Record | None = None,
+        done: Record | None = None,
+    ) -> int:
+        """Replace the record, and append an event (and a ``done`` event with ``done``) in the
+        same transaction; the event's id (0 without an event)."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "UPDATE jobs SET status = ?, record = ? WHERE id = ?",
-                (record["status"], _dumps(record), record["id"]),
+                "UPDATE jobs SET status = ?, record = ?, finished_at = ? WHERE id = ?",
+                (record["status"], _dumps(record), record.get("finished_at"), record["id"]),
             )
-            return self._append(record["id"], event, data or {}) if event else 0
+            seq = self._append(record["id"], event, data or {}) if event else 0
+            if done is not None:
+                self._append(record["id"], "done", done)
+            return seq
 
-    def update_if(self, record: Record, expected: str, event: str, data: Record) -> bool:
+    def update_if(
+        self, record: Record, expected: str, event: str, data: Record, done: Record | None = None
+    ) -> bool:
         """Replace the record only while its stored status is ``expected`` (another process
         may have moved it on); whether it did."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             changed = self._db.execute(
-                "UPDATE jobs SET status = ?, record = ? WHERE id = ? AND status = ?",
-                (record["status"], _dumps(record), record["id"], expected),
+                "UPDATE jobs SET status = ?, record = ?, finished_at = ? "
+                "WHERE id = ? AND status = ?",
+                (
+                    record["status"],
+                    _dumps(record),
+                    record.get("finished_at"),
+                    record["id"],
+                    expected,
+                ),
             ).rowcount
             if changed:
                 self._append(record["id"], event, data)
+                if done is not None:
+                    self._append(record["id"], "done", done)
             return bool(changed)
+
+    def delete(self, job_id: str, status: str | None = None) -> bool:
+        """Remove a job's record, loss series, events and pending cancel (only while its
+        status is ``status``, when given); whether it did."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if status is None:
+                gone = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount
+            else:
+                gone = self._db.execute(
+                    "DELETE FROM jobs WHERE id = ? AND status = ?", (job_id, status)
+                ).rowcount
+            if gone:
+                for table in ("job_events", "job_loss_points", "job_cancels"):
+                    self._db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+        self._warned.discard(job_id)
+        return bool(gone)
 
     def request_cancel(self, job_id: str) -> None:
         """Ask the process that runs ``job_id`` to cancel it (it polls ``take_cancels``)."""
@@ -102,35 +207,161 @@ class JobStore:
         return [str(row[0]) for row in rows]
 
     def get(self, job_id: str) -> Record | None:
+        """The stored record (its loss points not included: see ``with_points``); None when
+        there is none; ``DamagedRecord`` when its JSON cannot be read."""
         with self._lock:
             row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _loads(row[0])
+        if row is None:
+            return None
+        record = self._parse(job_id, row[0])
+        if record is None:
+            raise DamagedRecord(job_id)
+        return record
+
+    def head(self, job_id: str) -> tuple[str, str | None] | None:
+        """``(status, owner)`` of a job from its columns (readable even when its JSON is
+        not), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, owner FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), row[1])
 
     def page(
-        self, status: str | None = None, limit: int = 20, offset: int = 0
+        self,
+        status: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        owner: str | None = None,
     ) -> tuple[list[Record], int]:
-        """Records newest first, and how many match in all."""
-        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+        """Readable records newest first (of ``owner`` only, when given), and how many rows
+        match in all."""
+        clauses, args = [], []
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if owner is not None:
+            clauses.append("owner = ?")
+            args.append(owner)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM jobs {where}", args).fetchone()[0]
             rows = self._db.execute(
-                f"SELECT record FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT id, record FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
-        return [_loads(row[0]) for row in rows], int(total)
+        return self._readable(rows), int(total)
 
     def with_status(self, status: str) -> list[Record]:
-        """Records with ``status``, oldest first."""
+        """Readable records with ``status``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT record FROM jobs WHERE status = ? ORDER BY seq", (status,)
+                "SELECT id, record FROM jobs WHERE status = ? ORDER BY seq", (status,)
             ).fetchall()
-        return [_loads(row[0]) for row in rows]
+        return self._readable(rows)
 
-    def count(self, status: str) -> int:
+    def count(self, status: str, owner: str | None = None) -> int:
         with self._lock:
-            row = self._db.execute("SELECT count(*) FROM jobs WHERE status = ?", (status,))
+            if owner is None:
+                row = self._db.execute("SELECT count(*) FROM jobs WHERE status = ?", (status,))
+            else:
+                row = self._db.execute(
+                    "SELECT count(*) FROM jobs WHERE status = ? AND owner = ?", (status, owner)
+                )
             return int(row.fetchone()[0])
+
+    def expired(self, finished_before: str | None, keep: int | None, limit: int) -> list[str]:
+        """Ids of finished jobs (at most ``limit``) that retention removes: finished before
+        ``finished_before`` (ISO time), or older than the newest ``keep`` finished ones."""
+        found: list[str] = []
+        with self._lock:
+            if finished_before is not None:
+                rows = self._db.execute(
+                    "SELECT id FROM jobs WHERE status IN (?, ?, ?) AND finished_at < ? "
+                    "ORDER BY seq LIMIT ?",
+                    (*TERMINAL_STATUSES, finished_before, limit),
+                ).fetchall()
+                found.extend(str(row[0]) for row in rows)
+            if keep is not None and len(found) < limit:
+                rows = self._db.execute(
+                    "SELECT id FROM jobs WHERE status IN (?, ?, ?) ORDER BY seq DESC "
+                    "LIMIT ? OFFSET ?",
+                    (*TERMINAL_STATUSES, limit, keep),
+                ).fetchall()
+                found.extend(str(row[0]) for row in rows if str(row[0]) not in found)
+        return found[:limit]
+
+    def _readable(self, rows: Iterable[tuple[Any, Any]]) -> list[Record]:
+        records = (self._parse(str(job_id), text) for job_id, text in rows)
+        return [record for record in records if record is not None]
+
+    def _parse(self, job_id: str, text: Any) -> Record | None:
+        try:
+            value = orjson.loads(text)
+            if not isinstance(value, dict):
+                raise TypeError(f"a JSON {type(value).__name__}, not an object")
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            if job_id not in self._warned:
+                self._warned.add(job_id)
+                log.error(
+                    "job %s: its stored record in %s is damaged (%s); it is left out of "
+                    "listings until it is deleted (DELETE /v1/jobs/%s)",
+                    job_id,
+                    self.path,
+                    exc,
+                    job_id,
+                )
+            return None
+        record: Record = value
+        return record
+
+    # Loss series
+
+    def add_point(self, job_id: str, n: int, point: Record) -> None:
+        """Store the loss point with index ``n`` (one insert, whatever the series' length)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO job_loss_points (job_id, n, point) VALUES (?, ?, ?)",
+                (job_id, n, _dumps(point)),
+            )
+
+    def thin_points(self, job_id: str, stride: int) -> int:
+        """Keep only the points whose index is a multiple of ``stride``; how many are left."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "DELETE FROM job_loss_points WHERE job_id = ? AND n % ? != 0", (job_id, stride)
+            )
+            row = self._db.execute(
+                "SELECT count(*) FROM job_loss_points WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def with_points(self, records: list[Record]) -> list[Record]:
+        """Copies of ``records`` whose ``train_loss_series.points`` come from the points
+        table (records written before it keep the points in their JSON)."""
+        if not records:
+            return records
+        ids = [record["id"] for record in records]
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT job_id, point FROM job_loss_points WHERE job_id IN ({marks}) "
+                "ORDER BY job_id, n",
+                ids,
+            ).fetchall()
+        points: dict[str, list[str]] = {}
+        for job_id, text in rows:
+            points.setdefault(str(job_id), []).append(str(text))
+        result = []
+        for record in records:
+            texts = points.get(record["id"])
+            if texts:
+                series = {**record["train_loss_series"]}
+                series["points"] = orjson.loads("[" + ",".join(texts) + "]")
+                record = {**record, "train_loss_series": series}
+            result.append(record)
+        return result
 
     # Events
 
@@ -143,6 +374,13 @@ class JobStore:
             "INSERT INTO job_events (job_id, seq, event, data) VALUES (?, ?, ?, ?)",
             (job_id, seq, event, _dumps(data)),
         )
+        if event == "progress" and seq > PROGRESS_EVENTS_KEPT:
+            # A long job sends one every LOSS_SERVICE_JOB_PROGRESS_INTERVAL_S: keep the
+            # latest ones only, so the log of a job stays small however long it trains.
+            self._db.execute(
+                "DELETE FROM job_events WHERE job_id = ? AND seq < ? AND event = 'progress'",
+                (job_id, seq - PROGRESS_EVENTS_KEPT),
+            )
         return seq
 
     def events_after(self, job_id: str, after: int) -> list[tuple[int, str, str]]:
@@ -157,8 +395,3 @@ class JobStore:
 
 def _dumps(value: Record) -> str:
     return orjson.dumps(value).decode()
-
-
-def _loads(text: str) -> Record:
-    value: Record = orjson.loads(text)
-    return value

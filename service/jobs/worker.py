@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -124,7 +125,8 @@ def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> 
             startup_s=time.perf_counter() - started,
         )
     except Exception as exc:  # pragma: no cover - a broken installation
-        channel.send("failed", reason="worker_error", message=f"worker failed to start: {exc}")
+        message = public_message(f"worker failed to start: {exc}", spec)
+        channel.send("failed", reason="worker_error", message=message)
         return
 
     timings: dict[str, float] = {}
@@ -206,15 +208,36 @@ def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> 
     except (Cancelled, DownloadCancelled):
         channel.send("cancelled", timings=timings)
     except DatasetUnavailable as exc:
-        channel.send("failed", reason="dataset_unavailable", message=str(exc), timings=timings)
+        message = public_message(str(exc), spec)
+        channel.send("failed", reason="dataset_unavailable", message=message, timings=timings)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         channel.send(
             "failed",
             reason="training_error",
-            message=f"{type(exc).__name__}: {exc}",
+            message=public_message(f"{type(exc).__name__}: {exc}", spec),
             timings=timings,
         )
+
+
+# An absolute path of two or more parts (not the path of a URL): reduced to its last part.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")
+
+
+def public_message(message: str, spec: WorkerSpec) -> str:
+    """``message`` without the server's absolute paths, for clients: files in the data folder
+    are named relative to it (``mnist/train-images-idx3-ubyte.gz``), the folders by their
+    setting, and any other absolute path by its last part."""
+    folders = {
+        spec.data_dir: "LOSS_SERVICE_DATA_DIR",
+        str(Path(spec.data_dir).resolve()): "LOSS_SERVICE_DATA_DIR",
+        str(Path(spec.model_path).parent): "LOSS_SERVICE_MODELS_DIR",
+    }
+    for folder in sorted(folders, key=len, reverse=True):
+        root = folder.rstrip("/")
+        if len(root) > 1:
+            message = message.replace(root + "/", "").replace(root, folders[folder])
+    return _ABSOLUTE_PATH.sub(r"\1", message)
 
 
 def _json_float(value: float) -> float | str | None:

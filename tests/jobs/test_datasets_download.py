@@ -68,7 +68,9 @@ def test_checksum_failure_fails_with_advice(
         ensure_dataset(fixture_spec((server.url,)), folder)
     message = str(info.value)
     assert "checksum mismatch" in message and name in message
-    assert str(folder.resolve()) in message and "LOSS_SERVICE_DATA_DIR" in message
+    # Clients read this message: it names the folder by its setting, never the server's path.
+    assert "the mnist/ folder of LOSS_SERVICE_DATA_DIR" in message
+    assert str(tmp_path) not in message
     # Nothing half-written or wrong under the final name, no temporary file left behind.
     assert not (folder / name).exists()
     assert not [p for p in folder.iterdir() if p.name.endswith(".part")]

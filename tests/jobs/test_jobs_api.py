@@ -168,14 +168,10 @@ def test_cancel_running_and_queued_and_queue_limit(jobs_client: Callable[..., An
     job = response.json()
     assert job["status"] == "cancelled" and job["error"] is None
     assert job["progress"]["global_step"] < job["progress"]["total_steps"]
-    # Idempotent
-    assert client.delete(f"/v1/jobs/{first['id']}").json()["status"] == "cancelled"
 
-    # A finished job cannot be cancelled; the queue works again.
+    # The queue works again.
     done = client.post("/v1/jobs/mnist", json=QUICK).json()
     assert wait_for_job(client, done["id"], {"succeeded"})["status"] == "succeeded"
-    conflict = client.delete(f"/v1/jobs/{done['id']}")
-    assert conflict.status_code == 409
 
     statuses = [j["status"] for j in client.get("/v1/jobs").json()["jobs"]]
     assert statuses == ["succeeded", "cancelled", "cancelled"]  # newest first
@@ -186,6 +182,12 @@ def test_cancel_running_and_queued_and_queue_limit(jobs_client: Callable[..., An
     assert page2.json()["jobs"][0]["id"] == first["id"]
     assert client.get(f"/v1/jobs/{first['id']}/model").status_code == 409
 
+    # DELETE of a finished job (here a cancelled one) deletes it: 204, then 404.
+    gone = client.delete(f"/v1/jobs/{first['id']}")
+    assert gone.status_code == 204 and gone.content == b""
+    assert client.get(f"/v1/jobs/{first['id']}").status_code == 404
+    assert client.delete(f"/v1/jobs/{first['id']}").status_code == 404
+
 
 def test_missing_dataset_fails_with_advice(make_client: Callable[..., Any]) -> None:
     client = make_client(mnist_mirrors=["http://127.0.0.1:9/"], download_timeout_s=2)
@@ -195,6 +197,8 @@ def test_missing_dataset_fails_with_advice(make_client: Callable[..., Any]) -> N
     assert job["error"]["reason"] == "dataset_unavailable"
     assert "train-images-idx3-ubyte.gz" in job["error"]["message"]
     assert "LOSS_SERVICE_DATA_DIR" in job["error"]["message"]
+    data_dir = str(client.app.state.job_manager.settings.data_dir.resolve())
+    assert data_dir not in job["error"]["message"]  # no server paths for clients
 
 
 def test_cancel_while_the_worker_starts(jobs_client: Callable[..., Any]) -> None:
