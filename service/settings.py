@@ -349,6 +349,23 @@ def markdown_table() -> str:
 # Operations
 
 
+def is_limit(name: str) -> bool:
+    """A limit that protects the server, by the naming convention of the fields above: a most,
+    a timeout, a rate, a keep-alive bound, the work allowed inline, a retention."""
+    prefixes = ("max_", "job_max_", "rate_limit_", "keep_alive_", "inline_", "job_retention")
+    return name.startswith(prefixes) or name.endswith("_timeout_s")
+
+
+def limits_table() -> str:
+    """The README's "Limits and protection" table: every limit, its variable and default."""
+    rows = ["| variable | default | what it bounds |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        if is_limit(name):
+            text = (field.description or "").replace("|", "\\|")
+            rows.append(f"| `{variable_name(name)}` | {shown_default(name)} | {text} |")
+    return "\n".join(rows) + "\n"
+
+
 def describe_invalid_settings(error: ValidationError, flags: Iterable[str] = ()) -> str:
     """One line per bad value, naming the command-line flag or environment variable to fix
     (``flags``: the settings that came from flags)."""
@@ -383,4 +400,6 @@ def get_settings_or_exit() -> Settings:
 
 
 if __name__ == "__main__":
-    print(markdown_table(), end="")
+    import sys
+
+    print(limits_table() if "--limits" in sys.argv[1:] else markdown_table(), end="")

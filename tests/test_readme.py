@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.settings import markdown_table
+from service.settings import limits_table, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -71,3 +71,11 @@ def test_the_readme_front_door_fits_a_screen() -> None:
     assert "pip install -e . && loss-service" in head
     assert "pip install -e '.[dev]' && python -m pytest" in head
     assert "$ curl -s localhost:8000/v1/losses/" in head
+
+
+def test_the_readme_lists_every_limit_with_its_default() -> None:
+    start, end = "<!-- limits-table:start -->\n", "<!-- limits-table:end -->"
+    table = README[README.index(start) + len(start) : README.index(end)]
+    assert table == limits_table(), (
+        "README's limits table is stale: paste the output of `python -m service.settings --limits`"
+    )
