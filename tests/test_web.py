@@ -172,18 +172,22 @@ def start_job(page: Any, **fields: str) -> str:
 def test_jobs_view_trains_compares_predicts_and_cancels(browser: Browser) -> None:
     page = browser.page
     browser.open("jobs")
-    first = start_job(page, epochs="3", log_every="2", seed="1")
-    page.wait_for_selector(f"{job_row(page, first)}[data-status='running']")
-    page.wait_for_function(
-        "Number(document.querySelector('#chart-job-loss').dataset.points || 0) > 0"
+    # Every value the loss chart's point count takes, as the page redraws it.
+    page.evaluate(
+        "window.pointCounts = []; new MutationObserver(() => window.pointCounts.push("
+        "Number(document.querySelector('#chart-job-loss').dataset.points))).observe("
+        "document.querySelector('#chart-job-loss'), {attributes: true})"
     )
-    seen = int(page.get_attribute("#chart-job-loss", "data-points") or 0)
+    first = start_job(page, epochs="3", log_every="2", seed="1")
     page.wait_for_selector(f"{job_row(page, first)}[data-status='succeeded']")
-    page.wait_for_function(
-        f"Number(document.querySelector('#chart-job-loss').dataset.points) > {seen}"
-    )  # the curve grew to the end
     record = httpx.get(f"{browser.server.url}/v1/jobs/{first}", timeout=30).json()
     assert record["status"] == "succeeded"
+    final = len(record["train_loss_series"]["points"])
+    page.wait_for_function(
+        f"Number(document.querySelector('#chart-job-loss').dataset.points) === {final}"
+    )
+    counts = [c for c in page.evaluate("window.pointCounts") if c > 0]
+    assert len(set(counts)) >= 2 and max(counts) == final, counts  # the curve grew to the end
     assert page.get_attribute("#chart-job-acc", "data-points") == str(len(record["metrics"]))
 
     second = start_job(
