@@ -34,6 +34,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import hostile_scenarios_net as net  # noqa: E402 - beside this file
 
 from tests.support.hostile import (  # noqa: E402 - after the path is set
     broadcast_bomb,
@@ -60,7 +63,7 @@ class Target:
             return -1 if not isinstance(error, httpx.TimeoutException) else -2
 
 
-Scenario = Callable[[Target, bytes], Counter[int]]
+Scenario = Callable[[Target, bytes], "Counter[int] | Counter[int | str]"]
 SCENARIOS: list[tuple[str, Scenario, Callable[[], bytes]]] = []
 
 
@@ -145,6 +148,40 @@ def nested_large(target: Target, body: bytes) -> Counter[int]:
     return concurrently(target, "/v1/losses/mse_loss", body, 2)
 
 
+def outcomes(result: dict[str, object], keys: tuple[str, ...]) -> Counter[int | str]:
+    """A network scenario's result (benchmarks/hostile_scenarios_net.py) as the row's answers."""
+    answers: Counter[int | str] = Counter()
+    for key in keys:
+        value = result.get(key)
+        if isinstance(value, dict):
+            answers.update({int(k): int(v) for k, v in value.items()})
+        elif value is not None:
+            answers[key] = value  # type: ignore[assignment]
+    return answers
+
+
+@scenario("slow-socket flood: 1,100 sockets from one client sending a header a second, 10 s")
+def slow_sockets(target: Target, body: bytes) -> Counter[int | str]:
+    result = net.slow_socket_flood(target.url, sockets=1100, hold_s=10.0, after_s=15.0)
+    return outcomes(result, ("connect_failed", "held_by_server_max", "all_closed_after_s"))
+
+
+@scenario("rate-limit burst: 600 requests from one client on 4 connections")
+def burst(target: Target, body: bytes) -> Counter[int | str]:
+    return outcomes(net.rate_limit_burst(target.url), ("answers",))
+
+
+@scenario("overflowing job list offset and Last-Event-ID (2^63)")
+def overflows(target: Target, body: bytes) -> Counter[int | str]:
+    huge = str(2**63)
+    with httpx.Client(base_url=target.url, timeout=CLIENT_TIMEOUT_S) as http:
+        listed = http.get("/v1/jobs", params={"offset": huge}).status_code
+        job = http.post("/v1/jobs/mnist", json={"epochs": 1}).json()["id"]
+        events = http.get(f"/v1/jobs/{job}/events", headers={"Last-Event-ID": huge})
+        http.delete(f"/v1/jobs/{job}")
+    return Counter([listed, events.status_code])
+
+
 # ---------------------------------------------------------------------------------------------
 # Measurement
 
@@ -225,7 +262,7 @@ def main() -> None:
             lat = probe.latencies
             row = (
                 name,
-                ", ".join(f"{status}: {n}" for status, n in sorted(answers.items())),
+                ", ".join(f"{status}: {n}" for status, n in sorted(answers.items(), key=str)),
                 f"{seconds:.1f}",
                 f"{percentile(lat, 50) * 1000:.1f}",
                 f"{percentile(lat, 99) * 1000:.1f}",
