@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from service.grading.hint_docs import code_list
 from service.settings import limits_table, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,4 +79,12 @@ def test_the_readme_lists_every_limit_with_its_default() -> None:
     table = README[README.index(start) + len(start) : README.index(end)]
     assert table == limits_table(), (
         "README's limits table is stale: paste the output of `python -m service.settings --limits`"
+    )
+
+
+def test_the_readme_lists_every_hint_code() -> None:
+    start, end = "<!-- hint-codes:start -->\n", "<!-- hint-codes:end -->"
+    listed = README[README.index(start) + len(start) : README.index(end)]
+    assert listed == code_list(), (
+        "README's hint codes are stale: run the regeneration in docs/development.md"
     )

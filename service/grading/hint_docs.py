@@ -172,6 +172,20 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def code_list(width: int = 96) -> str:
+    """Every hint code, comma-separated and wrapped: the README's list."""
+    lines, line = [], ""
+    for mistake in CATALOGUE:
+        word = f"`{mistake.code}`,"
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line.removesuffix(","))
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     root = Path(__file__).resolve().parents[2]
     path = root / DOCS_PATH
