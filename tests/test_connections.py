@@ -27,7 +27,8 @@ STREAMS_PER_CLIENT = 2
 FLOOD = 3 * MAX_CONNECTIONS  # well within this process's own open-file limit
 # A generous bound on a loaded 2-core machine: the point is "answers", not a speed figure.
 ANSWER_WITHIN_S = 10.0
-LONG_JOB = {"epochs": 1000, "batch_size": 16, "seed": 3}
+# Long enough to stream for the whole test, within LOSS_SERVICE_MAX_JOB_STEPS.
+LONG_JOB = {"epochs": 1000, "batch_size": 64, "train_samples": 512, "seed": 3}
 ATTACKER = "127.0.0.2"  # another loopback address: another client
 
 

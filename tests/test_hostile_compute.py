@@ -124,8 +124,12 @@ def test_unknown_keys_get_a_small_capped_document(
     # A million keys are refused before the body is parsed (parsing them would hold the
     # interpreter for seconds); fewer are parsed and the first 20 named.
     response = post_raw(client, path, unknown_keys_body(1_000_000, base))
-    assert_problem(response, 413, says="LOSS_SERVICE_MAX_JSON_MEMBERS")
+    # A job configuration is refused sooner still, by its size (it is at most 64 KiB).
+    says = "at most 65536 bytes" if path == "/v1/jobs/mnist" else "LOSS_SERVICE_MAX_JSON_MEMBERS"
+    assert_problem(response, 413, says=says)
     assert len(response.content) < 1000
+    if path == "/v1/jobs/mnist":
+        return  # 50,000 keys are over 64 KiB too; the capped list is shown on the other routes
     response = post_raw(client, path, unknown_keys_body(50_000, base))
     problem = assert_problem(response, 422, says="unknown")
     assert len(problem["errors"]) == 20

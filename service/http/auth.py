@@ -66,14 +66,17 @@ def _unauthorized(detail: str) -> Unauthorized:
 
 
 def declare_security(document: dict[str, Any], keys_configured: bool) -> None:
-    """With keys: the Bearer scheme on every operation that documents a 401. Without: no
-    scheme and no 401 anywhere (the service never answers one)."""
+    """The Bearer scheme on every operation a key can guard (those that document a 401):
+    required with keys; optional without them (``[{}, bearer]``: no key needed, and clients
+    generated from the document can still send one), and then no 401 (none is answered)."""
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            if not keys_configured:
-                responses.pop("401", None)
-            elif "401" in responses:
+            if "401" not in responses:
+                continue
+            if keys_configured:
                 operation["security"] = [{SECURITY_SCHEME: []}]
-    if keys_configured:
-        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            else:
+                responses.pop("401")
+                operation["security"] = [{}, {SECURITY_SCHEME: []}]
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES

@@ -66,10 +66,21 @@ def _absolute(path: Path) -> str:
 
 
 def check_job_database(path: Path) -> None:
-    """Open (creating if needed) and check the database and its leader lock file; raise
-    ``JobDatabaseError`` when either is unusable."""
+    """Open and check the database and its leader lock file, or (when there is no database
+    yet) that its folder can hold them; raise ``JobDatabaseError`` when not."""
     from service.jobs.store import JobStore
 
+    if str(path) != ":memory:" and not path.exists():
+        # Not created here: the server creates it when it starts (after noticing, for one, a
+        # database an earlier version left in the current folder).
+        probe = path.parent / f".{path.name}.probe"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise JobDatabaseError.classify(path, exc) from exc
+        return
     JobStore(path).close()
     if str(path) == ":memory:":
         return

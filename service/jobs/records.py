@@ -131,7 +131,6 @@ class RecordWriter:
             self.save(record, "epoch", message)
         elif kind in TERMINAL:
             job.terminal_seen = True
-            job.settled.set()
             record["timings"].update(message.get("timings") or {})
             self._latest(job, record)
             if kind == "succeeded":
@@ -150,6 +149,7 @@ class RecordWriter:
             else:
                 error = {"reason": message["reason"], "message": message["message"]}
                 self.finish(record, "failed", error=error)
+            job.settled.set()  # only now is the record final: a waiting cancel reads it
 
     def _add_point(self, job: RunningJob, point: dict[str, Any]) -> None:
         job.last_loss = point.get("loss")

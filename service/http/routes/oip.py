@@ -160,9 +160,12 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
 
 _INFER_BODY = request_body(schema_ref(InferRequest))
 _INFER_BODY["requestBody"]["content"]["application/octet-stream"] = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "The JSON request followed by the inputs' bytes (binary tensor data "
-    f"extension); the {HEADER_LENGTH} header gives the JSON's length.",
+    "schema": {
+        "type": "string",
+        "format": "binary",
+        "description": "The JSON request followed by the inputs' bytes (binary tensor data "
+        f"extension); the {HEADER_LENGTH} header gives the JSON's length.",
+    },
 }
 _INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
