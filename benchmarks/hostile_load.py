@@ -41,10 +41,10 @@ import hostile_scenarios_net as net  # noqa: E402 - beside this file
 from tests.support.hostile import (  # noqa: E402 - after the path is set
     broadcast_bomb,
     ctc_body,
-    live_server,
     rss_bytes,
     unknown_keys,
 )
+from tests.support.live import live_server  # noqa: E402
 
 JSON = {"content-type": "application/json"}
 CLIENT_TIMEOUT_S = 120.0
@@ -246,7 +246,7 @@ def main() -> None:
     rows = []
     with (
         tempfile.TemporaryDirectory(prefix="hostile-") as home,
-        live_server(Path(home)) as server,
+        live_server(Path(home), access_log="false") as server,
     ):
         target = Target(server.url, server.pid)
         idle = rss_bytes(server.pid)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.test_examples import Server, live_server
+from tests.support.live import Server, live_server
 
 pytestmark = pytest.mark.slow
 

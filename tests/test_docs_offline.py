@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.test_examples import Server, live_server
+from tests.support.live import Server, live_server
 
 CHROMIUM = os.environ.get("LOSS_SERVICE_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [

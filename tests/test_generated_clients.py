@@ -25,7 +25,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.test_examples import INPUT, TARGET, Server, live_server, mse_reference
+from tests.support.live import Server, live_server
+from tests.test_examples import INPUT, TARGET, mse_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "openapi" / "openapi.json"

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.test_examples import INPUT, TARGET, Server, live_server, mse_reference
+from tests.support.live import Server, live_server
+from tests.test_examples import INPUT, TARGET, mse_reference
 
 pytestmark = pytest.mark.slow
 BODY = json.dumps({"input": INPUT, "target": TARGET, "grad": ["input"]}).encode()

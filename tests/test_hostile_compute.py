@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 from service.errors import ComputeTimeout
 from service.http.offload import Offloader
 from service.settings import Settings
-from tests.support.hostile import b64, broadcast_bomb, ctc_body, live_server, rss_bytes
+from tests.support.hostile import b64, broadcast_bomb, ctc_body, rss_bytes
 from tests.support.hostile import unknown_keys as unknown_keys_body
+from tests.support.live import live_server
 from tests.support.wire import assert_problem, post, post_raw
 
 MakeClient = Callable[..., TestClient]
@@ -234,7 +235,10 @@ def test_live_server_survives_hostile_bodies(tmp_path: Path) -> None:
     # With the work budget raised, the CTC lattice runs past the 1 s time limit: a 503, while
     # /healthz keeps answering beside it.
     raised = {"compute_timeout_s": "1", "max_compute_elements": "2000000000"}
-    with live_server(tmp_path, **raised) as srv, httpx.Client(base_url=srv.url, timeout=60) as http:
+    with (
+        live_server(tmp_path, access_log="false", **raised) as srv,
+        httpx.Client(base_url=srv.url, timeout=60) as http,
+    ):
         answers: list[int] = []
         worker = threading.Thread(
             target=lambda: answers.append(
@@ -249,7 +253,10 @@ def test_live_server_survives_hostile_bodies(tmp_path: Path) -> None:
         assert answers == [503]
         assert health and set(health) == {200}
     # Default budget: the broadcast bombs and the lattice are 413s, and memory stays flat.
-    with live_server(tmp_path) as srv, httpx.Client(base_url=srv.url, timeout=60) as http:
+    with (
+        live_server(tmp_path, access_log="false") as srv,
+        httpx.Client(base_url=srv.url, timeout=60) as http,
+    ):
         before = rss_bytes(srv.pid)
         for n in (16_000, 32_000):
             response = http.post("/v1/losses/mse_loss", content=broadcast_bomb(n))

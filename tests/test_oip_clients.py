@@ -17,7 +17,8 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.test_examples import ROOT, Server, live_server, need
+from tests.support.live import ROOT, Server, live_server
+from tests.test_examples import need
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((4, 3)).astype(np.float32)

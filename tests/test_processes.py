@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_examples import ROOT, Server, free_port, wait_ready
+from tests.support.live import ROOT, Server, free_port, wait_ready
 
 GONE_WITHIN_S = 15.0  # a generous bound on a loaded machine; the watchdog polls every 0.5 s
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_examples import Server, live_server
+from tests.support.live import Server, live_server
 
 LONG_JOB = {"epochs": 1000, "batch_size": 16, "train_samples": 4096, "seed": 3}  # 256k steps
 SHUTDOWN_TIMEOUT_S = 4

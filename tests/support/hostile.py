@@ -7,18 +7,8 @@ torch), CTC's quadratic lattice, a million unknown keys.
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import orjson
 
@@ -67,75 +57,9 @@ def unknown_keys(count: int = 1_000_000, base: dict[str, object] | None = None) 
     return orjson.dumps(document)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process and its children (compute workers are threads)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@contextmanager
-def live_server(home: Path, **settings: str) -> Iterator[LiveServer]:
-    """``python -m service`` on a free loopback port, its files under ``home``; stopped by
-    PID (SIGTERM, then SIGKILL) at the end."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LOSS_SERVICE_")},
-        "PYTHONPATH": str(ROOT),
-        "LOSS_SERVICE_HOST": "127.0.0.1",
-        "LOSS_SERVICE_DATA_DIR": str(home / "data"),
-        "LOSS_SERVICE_DB_PATH": str(home / "var" / "jobs.sqlite3"),
-        "LOSS_SERVICE_MODELS_DIR": str(home / "var" / "models"),
-        "LOSS_SERVICE_ACCESS_LOG": "false",
-        **{f"LOSS_SERVICE_{k.upper()}": v for k, v in settings.items()},
-    }
-    port = free_port()
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--port", str(port)],
-        cwd=home,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError((home / "server.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server was not ready in 90 s")
-            time.sleep(0.2)
-        yield server
-    finally:
-        log.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
