@@ -1,5 +1,5 @@
-"""The HTTP/1.1 protocol uvicorn runs the service with: its fast httptools parser, minus a
-known bug with ``Upgrade: h2c``.
+"""uvicorn's fast httptools protocol, minus a known bug with ``Upgrade: h2c``; the guarded
+protocol the server runs (``service.http.connections``) builds on it.
 
 Java's built-in HTTP client (and so every client generated for it, and curl with ``--http2``)
 asks to upgrade plain-HTTP requests to HTTP/2 with ``Upgrade: h2c``. httptools then tells
@@ -59,7 +59,3 @@ class H2cTolerantHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._held = b""
         super().connection_lost(exc)
-
-
-# For uvicorn.run(..., http=HTTP_PROTOCOL).
-HTTP_PROTOCOL = H2cTolerantHttpToolsProtocol
