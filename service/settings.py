@@ -346,9 +346,6 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-# Operations
-
-
 def is_limit(name: str) -> bool:
     """A limit that protects the server, by the naming convention of the fields above: a most,
     a timeout, a rate, a keep-alive bound, the work allowed inline, a retention."""
@@ -364,6 +361,9 @@ def limits_table() -> str:
             text = (field.description or "").replace("|", "\\|")
             rows.append(f"| `{variable_name(name)}` | {shown_default(name)} | {text} |")
     return "\n".join(rows) + "\n"
+
+
+# Operations
 
 
 def describe_invalid_settings(error: ValidationError, flags: Iterable[str] = ()) -> str:

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.grading.hint_docs import code_list
-from service.settings import limits_table, markdown_table
+from service.settings import Settings, limits_table, markdown_table, variable_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -88,3 +88,21 @@ def test_the_readme_lists_every_hint_code() -> None:
     assert listed == code_list(), (
         "README's hint codes are stale: run the regeneration in docs/development.md"
     )
+
+
+# Variables the pages name that are not settings of the service: read by the examples' clients,
+# the Compose file, the tests.
+NOT_SETTINGS = {
+    "LOSS_SERVICE_URL",
+    "LOSS_SERVICE_API_KEY",
+    "LOSS_SERVICE_HOST_PORT",
+    "LOSS_SERVICE_REQUIRE_TOOLS",
+    "LOSS_SERVICE_SCREENSHOTS",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_every_variable_a_page_names_exists(name: str) -> None:
+    settings = {variable_name(field) for field in Settings.model_fields}
+    named = set(re.findall(r"LOSS_SERVICE_[A-Z0-9_]*[A-Z0-9]", TEXTS[name]))
+    assert named <= settings | NOT_SETTINGS, f"{name} names unknown variables"
