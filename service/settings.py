@@ -195,6 +195,39 @@ class Settings(BaseSettings):
         json_schema_extra={"shown_default": f"`<state_dir>/{DATA_NAME}`"},
     )
 
+    # Past one machine (docs/fleet.md)
+    database_url: str | None = Field(
+        None,
+        description="`postgresql://user:password@host:port/db`: job records, events and models "
+        "in PostgreSQL, shared by every API replica; unset: SQLite at `db_path`.",
+    )
+    jobs_executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where training jobs run: `local` (a process per job on the leading "
+        "replica) or `ray` (actors on the Ray cluster at `ray_address`).",
+    )
+    ray_address: str = Field(
+        "auto",
+        description="The Ray cluster of the `ray` executor (`ray://host:10001`, `host:6379`); "
+        "`auto`: the cluster running on this host.",
+    )
+    ray_namespace: str = Field(
+        "loss-service", min_length=1, description="Ray namespace of the training actors."
+    )
+    ray_warm_actors: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Idle training actors (torch imported) kept ready on the Ray cluster.",
+    )
+    job_warm_workers: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Idle training processes (torch imported) the local executor keeps ready, "
+        "so that a job starts in well under a second.",
+    )
+
     # Jobs
     max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Training jobs run at once.")
     max_queued_jobs: int = Field(
@@ -302,6 +335,15 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")
         return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (unset: SQLite at LOSS_SERVICE_DB_PATH)")
+        return value
 
     @model_validator(mode="after")
     def _admin_keys_are_keys(self) -> Self:
