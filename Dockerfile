@@ -4,6 +4,11 @@
 #   docker build -t loss-service:cuda \
 #     --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 \
 #     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 .
+#   docker build -t loss-service:fleet --build-arg EXTRAS=ray,postgres .   # docs/fleet.md
+#
+# EXTRAS (default: none) names the project's optional extras to install: with `ray,postgres`
+# the same image serves as an API replica against PostgreSQL and as a Ray head or worker
+# (`ray start ...` as its command).
 #
 # Both stages start from BASE_IMAGE, so the virtual environment built in the first one finds
 # the same Python at the same path in the second. A base image without Python (the CUDA ones)
@@ -21,6 +26,7 @@ RUN grep -o '"torch==[^"]*"' /src/pyproject.toml | tr -d '"' > /torch-requiremen
 
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN if ! command -v python3 >/dev/null; then \
@@ -40,10 +46,11 @@ COPY --from=pins /torch-requirement.txt ./
 RUN pip install --index-url "${TORCH_INDEX_URL}" -r torch-requirement.txt
 COPY pyproject.toml README.md ./
 COPY service ./service
-# The project's own dependencies are pinned in pyproject.toml (torch exactly). Then drop what
-# the service never runs: torch's C++ headers, test binaries and protoc, and pip itself.
+# The project's own dependencies are pinned in pyproject.toml (torch exactly), with the extras
+# EXTRAS names (`.[ray,postgres]`; none: `.`). Then drop what the service never runs: torch's
+# C++ headers, test binaries and protoc, and pip itself.
 # hadolint ignore=DL3013
-RUN pip install . && python -c "import service.app" \
+RUN pip install ".${EXTRAS:+[${EXTRAS}]}" && python -c "import service.app" \
     && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && rm -rf "$site/torch/include" "$site/torch/test" \
         "$site"/torch/bin/*Test "$site"/torch/bin/test_* "$site"/torch/bin/protoc* \

@@ -1,12 +1,11 @@
 """The Kubernetes manifests in deploy/kubernetes validate against the Kubernetes API schemas
 (offline: kubernetes-validate ships them) and agree with the service they run: probe paths that
 answer, the port it listens on, settings it knows, the image's user, a grace period longer than
-its shutdown timeout."""
+its shutdown timeout. The fleet's RayCluster (a custom resource, with no schema there) is
+checked in tests/test_kubernetes_fleet.py; the pods it describes are validated here."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -15,29 +14,28 @@ import yaml
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
+from tests.support.manifests import (
+    MANIFESTS,
+    RESOURCES,
+    SETTING_VARIABLES,
+    environment,
+    image_user,
+    image_writes_to,
+    kustomizations,
+    load,
+    main_container,
+    of_kind,
+    pod_specs,
+    ray_groups,
+    settings_from,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-MANIFESTS = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]
-
-
-def load(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def rendered() -> dict[str, dict[str, Any]]:
-    """Every resource the two kustomizations apply, by ``kind/name``."""
-    resources: dict[str, dict[str, Any]] = {}
-    for kustomization in sorted(MANIFESTS.rglob("kustomization.yaml")):
-        for entry in load(kustomization)[0]["resources"]:
-            for doc in load(kustomization.parent / entry):
-                resources[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
-    return resources
-
-
-RESOURCES = rendered()
-CONFIG = RESOURCES["ConfigMap/loss-service"]["data"]
-DEPLOYMENTS = [doc for doc in RESOURCES.values() if doc["kind"] == "Deployment"]
+# Custom resources: their operators' schemas are not in kubernetes-validate.
+CUSTOM_KINDS = {"RayCluster"}
+CORE = sorted(name for name, doc in RESOURCES.items() if doc["kind"] not in CUSTOM_KINDS)
+DEPLOYMENTS = of_kind("Deployment")
+PODS = pod_specs()
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -48,9 +46,7 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 def test_every_manifest_file_is_applied_by_a_kustomization() -> None:
     files = {p for p in MANIFESTS.rglob("*.yaml") if p.name != "kustomization.yaml"}
     listed = {
-        (k.parent / entry).resolve()
-        for k in MANIFESTS.rglob("kustomization.yaml")
-        for entry in load(k)[0]["resources"]
+        (k.parent / entry).resolve() for k in kustomizations() for entry in load(k)[0]["resources"]
     }
     assert files == listed
     assert {
@@ -60,13 +56,30 @@ def test_every_manifest_file_is_applied_by_a_kustomization() -> None:
         "PodDisruptionBudget",
         "ConfigMap",
         "Secret",
+        "RayCluster",
     } <= {doc["kind"] for doc in RESOURCES.values()}
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("name", sorted(RESOURCES))
+@pytest.mark.parametrize("name", CORE)
 def test_resource_validates_against_the_kubernetes_schema(name: str, version: str) -> None:
     kubernetes_validate.validate(RESOURCES[name], version, strict=True)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("cluster", of_kind("RayCluster"), ids=lambda c: c["metadata"]["name"])
+def test_ray_pod_templates_validate_against_the_kubernetes_schema(
+    cluster: dict[str, Any], version: str
+) -> None:
+    """KubeRay makes each group's pods from a core PodTemplateSpec: validated as one."""
+    for group, spec in ray_groups(cluster).items():
+        template = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": f"{cluster['metadata']['name']}-{group}"},
+            "template": spec["template"],
+        }
+        kubernetes_validate.validate(template, version, strict=True)
 
 
 def test_a_broken_manifest_is_caught() -> None:
@@ -76,19 +89,37 @@ def test_a_broken_manifest_is_caught() -> None:
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-def test_the_config_map_holds_valid_settings() -> None:
-    fields = {f"LOSS_SERVICE_{name.upper()}" for name in Settings.model_fields}
-    assert set(CONFIG) <= fields, set(CONFIG) - fields
-    Settings(**{key.removeprefix("LOSS_SERVICE_").lower(): value for key, value in CONFIG.items()})
+SETTINGS_SOURCES = [*of_kind("ConfigMap"), *of_kind("Secret")]
+
+
+@pytest.mark.parametrize(
+    "source", SETTINGS_SOURCES, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}"
+)
+def test_config_maps_and_secrets_hold_valid_settings(source: dict[str, Any]) -> None:
+    values = source.get("data") or source.get("stringData") or {}
+    assert set(values) <= SETTING_VARIABLES, set(values) - SETTING_VARIABLES
+    settings_from(values)
+
+
+@pytest.mark.parametrize("name", sorted(PODS))
+def test_every_service_variable_a_pod_gets_is_a_setting(name: str) -> None:
+    for spec in PODS[name]["containers"]:
+        variables = environment(spec)
+        named = {key for key in variables if key.startswith("LOSS_SERVICE_")}
+        assert named <= SETTING_VARIABLES, named - SETTING_VARIABLES
+        settings_from(variables)
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["metadata"]["name"])
 def test_probes_and_port_match_the_service(deployment: dict[str, Any], client: TestClient) -> None:
     spec = container(deployment)
     (port,) = spec["ports"]
-    assert port["containerPort"] == int(CONFIG["LOSS_SERVICE_PORT"]) == Settings().port
-    service_port = RESOURCES["Service/loss-service"]["spec"]["ports"][0]
-    assert service_port["targetPort"] == port["name"]
+    assert port["containerPort"] == settings_from(environment(spec)).port == Settings().port
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (service,) = [
+        svc for svc in of_kind("Service") if svc["spec"]["selector"].items() <= labels.items()
+    ]
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         get = spec[probe]["httpGet"]
         assert get["port"] in (port["name"], port["containerPort"])
@@ -97,27 +128,28 @@ def test_probes_and_port_match_the_service(deployment: dict[str, Any], client: T
     assert spec["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
-@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["metadata"]["name"])
-def test_the_pod_runs_as_the_image_does(deployment: dict[str, Any]) -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    uid = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
-    assert uid is not None
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsUser"] == int(uid[1])
+@pytest.mark.parametrize("name", sorted(PODS))
+def test_the_pod_runs_as_the_image_does(name: str) -> None:
+    pod = PODS[name]
+    uid, gid = image_user()
+    assert pod["securityContext"]["runAsUser"] == uid
+    assert pod["securityContext"]["runAsGroup"] == gid
     assert pod["securityContext"]["runAsNonRoot"] is True
-    spec = container(deployment)
+    spec = main_container(pod)
     assert spec["securityContext"]["readOnlyRootFilesystem"] is True
     # A read-only root needs every folder the service writes to mounted.
     writable = {mount["mountPath"] for mount in spec["volumeMounts"]}
-    for variable in ("PROMETHEUS_MULTIPROC_DIR", "LOSS_SERVICE_STATE_DIR"):
-        found = re.search(rf"{variable}=(\S+)", dockerfile)
-        assert found is not None, variable
-        assert any(found[1] == path or found[1].startswith(path + "/") for path in writable), (
+    for variable, folder in image_writes_to().items():
+        assert any(folder == path or folder.startswith(path + "/") for path in writable), (
             variable,
             writable,
         )
-    shutdown = float(CONFIG["LOSS_SERVICE_SHUTDOWN_TIMEOUT_S"])
-    assert pod["terminationGracePeriodSeconds"] > shutdown + 5
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["metadata"]["name"])
+def test_the_grace_period_outlasts_the_shutdown(deployment: dict[str, Any]) -> None:
+    shutdown = settings_from(environment(container(deployment))).shutdown_timeout_s
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > shutdown + 5
 
 
 def test_the_gpu_variant_asks_for_a_gpu() -> None:
