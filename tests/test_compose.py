@@ -86,6 +86,13 @@ def test_fleet_services_get_real_settings(name: str) -> None:
     assert database.path == f"/{postgres['POSTGRES_DB']}"
 
 
+@pytest.mark.parametrize("name", ["ray-head", "ray-worker"])
+def test_ray_nodes_keep_metrics_in_memory(name: str) -> None:
+    """No `loss-service` start creates the image's multiprocess metrics folder on a Ray node
+    (tests/test_kubernetes_fleet.py shows why that matters)."""
+    assert environment(name)["PROMETHEUS_MULTIPROC_DIR"] == ""
+
+
 def test_the_ray_address_is_the_head_and_its_port() -> None:
     address = settings_from(environment("loss-service-a")).ray_address
     host, _, port = address.rpartition(":")

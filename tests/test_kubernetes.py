@@ -139,7 +139,10 @@ def test_the_pod_runs_as_the_image_does(name: str) -> None:
     assert spec["securityContext"]["readOnlyRootFilesystem"] is True
     # A read-only root needs every folder the service writes to mounted.
     writable = {mount["mountPath"] for mount in spec["volumeMounts"]}
+    emptied = {var["name"] for var in spec.get("env", []) if var.get("value") == ""}
     for variable, folder in image_writes_to().items():
+        if variable in emptied:
+            continue
         assert any(folder == path or folder.startswith(path + "/") for path in writable), (
             variable,
             writable,

@@ -8,8 +8,12 @@ probes that pass on the image's minimal Ray (KubeRay's own need the dashboard ag
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +146,16 @@ def test_the_cluster_runs_the_ray_the_project_pins() -> None:
     if not versions:
         pytest.skip("pyproject.toml has no ray extra pinning ray")
     assert CLUSTER["spec"]["rayVersion"] == versions[0]
+
+
+def test_ray_nodes_keep_metrics_in_memory(tmp_path: Path) -> None:
+    """The image names a multiprocess metrics folder that only `loss-service` creates: on a Ray
+    node, where nothing creates it, importing the service's metrics would fail. The nodes
+    serve no /metrics and empty the variable."""
+    for name, group in GROUPS.items():
+        assert environment(ray_container(group))["PROMETHEUS_MULTIPROC_DIR"] == "", name
+    importing = [sys.executable, "-c", "import service.observability.metrics"]
+    for folder, works in ((str(tmp_path / "absent"), False), ("", True)):
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder}
+        done = subprocess.run(importing, env=env, cwd=ROOT, capture_output=True, timeout=120)
+        assert (done.returncode == 0) is works, (folder, done.stderr[-400:])
