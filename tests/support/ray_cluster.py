@@ -17,6 +17,7 @@ import importlib.util
 import ipaddress
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -41,7 +42,8 @@ def ray_available() -> bool:
 
 
 class RayCluster:
-    """``with RayCluster(num_cpus=4, worker_nodes=1) as cluster:`` ... ``cluster.address``."""
+    """``with RayCluster(num_cpus=4, worker_nodes=1) as cluster:`` ... ``cluster.address``;
+    give a driver (a process that calls ``ray.init``) ``cluster.driver_env``."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class RayCluster:
         worker_cpus: int = 1,
         object_store_bytes: int = 100 * 1024 * 1024,
         env: dict[str, str] | None = None,
+        auth_token: bool = False,
     ) -> None:
         self.num_cpus = num_cpus
         self.worker_nodes = worker_nodes
@@ -58,11 +61,23 @@ class RayCluster:
         self.port = free_port()
         self.address = f"{NODE_IP}:{self.port}"
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        # Explicitly off (loopback only), else Ray turns token authentication on whenever
+        # some other run left a ~/.ray/auth_token. With auth_token, a token of this cluster's
+        # own: its drivers need driver_env in their environment before they import ray (Ray
+        # reads RAY_AUTH_MODE at import).
+        self.driver_env = (
+            {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+            if auth_token
+            else {"RAY_AUTH_MODE": "disabled"}
+        )
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("LOSS_SERVICE_", "RAY_"))},
             # Actors import the service from this checkout.
             "PYTHONPATH": str(ROOT),
             "RAY_USAGE_STATS_ENABLED": "0",
+            # SIGTERM stops a node at once, instead of draining its actors for 30 s first.
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+            **self.driver_env,
             **(env or {}),
         }
         self.nodes: list[subprocess.Popen[bytes]] = []
@@ -80,7 +95,10 @@ class RayCluster:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

@@ -19,8 +19,8 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,18 @@ POLL_S = 1.0  # how often waiting threads look up from Ray (stop, cancel)
 KEEP_EVERY_S = 5.0  # how often the leader tops up the warm actors
 ACTOR_START_TIMEOUT_S = 300.0  # a job whose actor no node can start fails after this
 WAIT_DONE_S = 30.0  # one ``wait_done`` call on an adopted job's actor
+UNREACHABLE_GRACE_S = 600.0  # ``alive`` says yes this long while the cluster cannot answer
 SECRET_SETTINGS = {"api_keys", "admin_keys"}  # never sent to the cluster
 
+
+class _NoSigtermNotice(logging.Filter):
+    """ray.init runs in a thread on purpose (see ``_connect``): not worth a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+logging.getLogger("ray._private.worker").addFilter(_NoSigtermNotice())
 _connect_lock = threading.Lock()
 _connected_to: tuple[str, str] | None = None
 
@@ -62,7 +72,8 @@ class RayExecutor:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.records = RecordWriter(store, notify or (lambda _id: None), settings.job_max_loss_points)
+        notify = notify or (lambda _id: None)
+        self.records = RecordWriter(store, notify, settings.job_max_loss_points)
         self.pool = ActorPool(settings)
         self._lock = threading.Lock()
         self._runs: dict[str, RayRun] = {}
@@ -70,6 +81,7 @@ class RayExecutor:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._unreachable_since: float | None = None
 
     # Executor
 
@@ -113,7 +125,7 @@ class RayExecutor:
             self._connect()
             found = self.pool.find(job_id)
             return found is not None and bool(self.pool.ask(found[1].cancel.remote(job_id), False))
-        except RayError as exc:
+        except Exception as exc:
             log.warning("cannot ask the Ray cluster to cancel job %s: %s", job_id, exc)
             return False
 
@@ -125,14 +137,20 @@ class RayExecutor:
         try:
             self._connect()
             found = self.pool.find(job_id)
-        except RayError as exc:
+        except Exception as exc:
+            # Unknown is not dead: a cluster out of reach for a while fails no job that may
+            # still be training, but one gone for good must not leave records running.
+            now = time.monotonic()
+            self._unreachable_since = self._unreachable_since or now
             log.warning("cannot ask the Ray cluster about job %s: %s", job_id, exc)
-            return False
+            return now - self._unreachable_since < UNREACHABLE_GRACE_S
+        self._unreachable_since = None
         if found is None:
             return False
-        run = RayRun(job_id, actor=found[1], name=found[0])
         with self._lock:
-            self._runs.setdefault(job_id, run)
+            if job_id in self._runs:
+                return True
+            run = self._runs[job_id] = RayRun(job_id, actor=found[1], name=found[0])
         self._thread(self._adopt, f"ray-job-{job_id[:8]}", run)
         return True
 
@@ -198,14 +216,16 @@ class RayExecutor:
                 run.actor.release.remote(run.job_id)
                 self._end_before_run(run, shape)
                 return
-            spec = worker_spec(record, self.settings, model_file(self.settings.models_dir, run.job_id))
+            model_path = model_file(self.settings.models_dir, run.job_id)  # the actor's own
+            spec = worker_spec(record, self.settings, model_path)
             settings = self.settings.model_dump(mode="json", exclude=SECRET_SETTINGS)
             ref = run.actor.run.remote(spec.model_dump_json(), settings, launched_at)
             self._wake.set()  # one warm actor fewer: top up now
             self._follow(run, ref)
-        except RayError as exc:
+        except Exception as exc:  # the record must not stay running
             log.warning("job %s: Ray failed: %s", run.job_id, exc)
-            self._fail(run, "worker_error", f"the Ray cluster could not run the job: {exc}")
+            if not self._stopping.is_set():
+                self._fail(run, "worker_error", f"the Ray cluster could not run the job: {exc}")
         finally:
             with self._lock:
                 self._runs.pop(run.job_id, None)
@@ -287,10 +307,18 @@ class RayExecutor:
                 return
             if ray.is_initialized():
                 ray.shutdown()
-            ray.init(
-                address=target[0],
-                namespace=target[1],
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            # Not from the main thread: there ray.init replaces the server's SIGTERM handler.
+            with ThreadPoolExecutor(1, thread_name_prefix="ray-connect") as pool:
+                connecting = pool.submit(
+                    ray.init,
+                    address=target[0],
+                    namespace=target[1],
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+                try:
+                    connecting.result()
+                except BaseException:
+                    ray.shutdown()  # a failed init leaves half a connection behind
+                    raise
             _connected_to = target

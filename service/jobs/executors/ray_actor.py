@@ -169,4 +169,3 @@ class TrainerActor:
         if self._job_id is not None and not self._started_run and stale:
             log.warning("claim of job %s lapsed: no run followed", self._job_id)
             self._free()
-

@@ -43,7 +43,8 @@ class ActorPool:
     # The cluster
 
     def refresh_resources(self) -> None:
-        self.gpus = float(ray.cluster_resources().get("GPU", 0))
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        self.gpus = float(resources.get("GPU", 0))
 
     def shape_for(self, device: str) -> str:
         if device.startswith("cuda"):
