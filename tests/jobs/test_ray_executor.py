@@ -163,6 +163,17 @@ def test_cold_then_warm_job(
     assert len(executor.pool.actors()) == 1  # the actor served both jobs
 
 
+def test_devices_are_the_clusters(make_executor: Callable[..., RayExecutor]) -> None:
+    executor = make_executor()
+    assert executor.device_problem("cpu") is None and executor.device_problem("auto") is None
+    assert "MPS" in (executor.device_problem("mps") or "")
+    assert "use cuda" in (executor.device_problem("cuda:1") or "")
+    deadline = time.monotonic() + 30
+    while "has no GPU" not in (problem := executor.device_problem("cuda") or ""):
+        assert "not reported its GPUs yet" in problem and time.monotonic() < deadline
+        time.sleep(0.1)
+
+
 def test_warm_actor_cancel_from_another_replica(
     store: JobStore, make_executor: Callable[..., RayExecutor]
 ) -> None:
@@ -191,6 +202,14 @@ def test_warm_actor_cancel_from_another_replica(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert not leader.alive(done)
+
+    # At once again, while the leader may still be starting a warm actor to replace the one
+    # taken: the job does not wait for that one.
+    record = running_record(store, epochs=2)
+    leader.launch(record)
+    done = wait_record(store, record["id"], final)
+    assert done["status"] == "succeeded"
+    assert done["timings"]["worker_start_s"] < WARM_START_S
 
 
 def test_job_outlives_the_process_that_launched_it(

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,20 +39,9 @@ POLL_S = 1.0  # how often waiting threads look up from Ray (stop, cancel)
 KEEP_EVERY_S = 5.0  # how often the leader tops up the warm actors
 ACTOR_START_TIMEOUT_S = 300.0  # a job whose actor no node can start fails after this
 WAIT_DONE_S = 30.0  # one ``wait_done`` call on an adopted job's actor
+RESOURCES_TTL_S = 30.0  # how old the cluster's GPU count may be when a job asks for one
 UNREACHABLE_GRACE_S = 600.0  # ``alive`` says yes this long while the cluster cannot answer
 SECRET_SETTINGS = {"api_keys", "admin_keys"}  # never sent to the cluster
-
-
-class _NoSigtermNotice(logging.Filter):
-    """ray.init runs in a thread on purpose (see ``_connect``): not worth a warning."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "SIGTERM handler is not set" not in record.getMessage()
-
-
-logging.getLogger("ray._private.worker").addFilter(_NoSigtermNotice())
-_connect_lock = threading.Lock()
-_connected_to: tuple[str, str] | None = None
 
 
 @dataclass
@@ -82,6 +70,7 @@ class RayExecutor:
         self._wake = threading.Event()
         self._keeper: threading.Thread | None = None
         self._unreachable_since: float | None = None
+        self._resources_at = -RESOURCES_TTL_S
 
     # Executor
 
@@ -97,6 +86,7 @@ class RayExecutor:
             return "the Ray executor has no MPS devices; use cpu, cuda or auto"
         if device not in ("cuda", "cuda:0"):
             return f"on the Ray cluster each job gets one GPU of its own: use cuda, not {device}"
+        self._refresh_resources_soon()
         gpus = self.pool.gpus
         if gpus is None:
             return "the Ray cluster has not reported its GPUs yet; try again in a moment"
@@ -106,6 +96,20 @@ class RayExecutor:
                 f"{self.settings.ray_address} has no GPU; use cpu or auto"
             )
         return None
+
+    def _refresh_resources_soon(self) -> None:
+        """Ask the cluster for its resources in the background when the last answer is
+        old (on a replica that does not lead, nobody else does)."""
+        with self._lock:
+            if time.monotonic() - self._resources_at < RESOURCES_TTL_S:
+                return
+            self._resources_at = time.monotonic()
+
+        def refresh() -> None:
+            self.pool.connect()
+            self.pool.refresh_resources()
+
+        self._thread(refresh, "ray-resources")
 
     def launch(self, record: Record) -> None:
         run = RayRun(record["id"])
@@ -122,7 +126,7 @@ class RayExecutor:
                 self.pool.ask(run.actor.cancel.remote(job_id), False)
             return True
         try:
-            self._connect()
+            self.pool.connect()
             found = self.pool.find(job_id)
             return found is not None and bool(self.pool.ask(found[1].cancel.remote(job_id), False))
         except Exception as exc:
@@ -135,7 +139,7 @@ class RayExecutor:
             if job_id in self._runs:
                 return True
         try:
-            self._connect()
+            self.pool.connect()
             found = self.pool.find(job_id)
         except Exception as exc:
             # Unknown is not dead: a cluster out of reach for a while fails no job that may
@@ -191,8 +195,9 @@ class RayExecutor:
         failures = 0
         while not self._stopping.is_set():
             try:
-                self._connect()
+                self.pool.connect()
                 self.pool.refresh_resources()
+                self._resources_at = time.monotonic()
                 self.pool.top_up()
                 failures = 0
             except Exception as exc:
@@ -205,7 +210,7 @@ class RayExecutor:
     def _drive(self, run: RayRun, record: Record, launched_at: float) -> None:
         """Take an actor for the job, run it there, and follow it to its end."""
         try:
-            self._connect()
+            self.pool.connect()
             shape = self.pool.shape_for(record["config"]["device"])
             taken = self.pool.take(run.job_id, shape, self._given_up(run), ACTOR_START_TIMEOUT_S)
             if taken is None:
@@ -293,32 +298,4 @@ class RayExecutor:
     def _finish(self, job_id: str, status: str, error: dict[str, str] | None) -> None:
         record = self.store.get(job_id)
         if record is not None and record["status"] == "running":
-            record.setdefault("timings", {})
             self.records.finish(record, status, error=error, expected="running")
-
-    # Ray
-
-    def _connect(self) -> None:
-        """Connect this process to the cluster (once; Ray has one connection per process)."""
-        global _connected_to
-        target = (self.settings.ray_address, self.settings.ray_namespace)
-        with _connect_lock:
-            if ray.is_initialized() and _connected_to == target:
-                return
-            if ray.is_initialized():
-                ray.shutdown()
-            # Not from the main thread: there ray.init replaces the server's SIGTERM handler.
-            with ThreadPoolExecutor(1, thread_name_prefix="ray-connect") as pool:
-                connecting = pool.submit(
-                    ray.init,
-                    address=target[0],
-                    namespace=target[1],
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-                try:
-                    connecting.result()
-                except BaseException:
-                    ray.shutdown()  # a failed init leaves half a connection behind
-                    raise
-            _connected_to = target

@@ -112,6 +112,12 @@ class TrainerActor:
             spec = spec.model_copy(update={"model_path": str(model_path), "data_dir": data_dir})
             config = Settings(**settings)
             store = open_store(config)
+            if store.get(spec.job_id) is None:
+                raise LookupError(
+                    f"job {spec.job_id} is not in the job store this actor opened "
+                    f"({store.where}): the API replicas and the Ray nodes must share one "
+                    "database (LOSS_SERVICE_DATABASE_URL)"
+                )
             writer = RecordWriter(store, lambda _id: None, config.job_max_loss_points)
             try:
                 run(spec, RecordChannel(writer, job), self._stop.is_set)
