@@ -93,7 +93,12 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     channel = Channel(protocol_out)
-    spec = WorkerSpec.model_validate_json(sys.stdin.readline())
+    # A warm spare waits here, torch imported, until the server hands it a job.
+    warm_up()
+    line = sys.stdin.readline()
+    if not line:
+        os._exit(0)  # a spare the server no longer needs
+    spec = WorkerSpec.model_validate_json(line)
     stop = threading.Event()
     threading.Thread(target=_watch_stdin, args=(sys.stdin, stop), daemon=True).start()
     if spec.nice:
@@ -107,13 +112,17 @@ def main() -> None:
     os._exit(0)
 
 
+def warm_up() -> None:
+    """Pay the one-time costs of a first job before there is one: the first optimizer imports
+    torch._dynamo (about a second)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> None:
     started = time.perf_counter()
     try:
         torch.set_num_threads(spec.torch_threads)
-        # The first optimizer imports torch._dynamo (about a second): do it while starting,
-        # so that it does not count as training time.
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        warm_up()  # nothing left to do in a warm process
         config = JobConfig.model_validate(spec.config)
         device = resolve_device(config.device)
         channel.send(
