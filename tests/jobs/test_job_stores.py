@@ -69,7 +69,7 @@ def job(job_id: str, status: str = "queued", finished_at: str | None = None) -> 
         "id": job_id,
         "status": status,
         "zeta": {"b": 1, "a": [0.1, 1e-300, None, True]},
-        "config": {"loss": "cross_entropy", "note": "über ✓ \u0000 \"quoted\""},
+        "config": {"loss": "cross_entropy", "note": 'über ✓ \u0000 "quoted"'},
         "created_at": "2026-01-02T03:04:05.678Z",
         "finished_at": finished_at,
         "train_loss_series": {"every_steps": 10, "points": [{"step": 0, "loss": 9.5}]},
@@ -186,9 +186,13 @@ def test_pages_counts_and_owners(store: JobStore) -> None:
 
 
 def test_expired_by_age_and_by_count(store: JobStore) -> None:
-    times = ["2026-01-01T00:00:00.000Z", "2026-01-05T00:00:00.000Z", "2026-01-09T00:00:00.000Z"]
-    for i, (status, finished) in enumerate(zip(("succeeded", "failed", "cancelled"), times)):
-        store.insert(job(f"done{i}", status, finished), "status", {})
+    finished = [
+        ("succeeded", "2026-01-01T00:00:00.000Z"),
+        ("failed", "2026-01-05T00:00:00.000Z"),
+        ("cancelled", "2026-01-09T00:00:00.000Z"),
+    ]
+    for i, (status, finished_at) in enumerate(finished):
+        store.insert(job(f"done{i}", status, finished_at), "status", {})
     store.insert(job("queued"), "status", {})
     store.insert(job("running", "running"), "status", {})
     assert store.expired("2026-01-06T00:00:00.000Z", None, 10) == ["done0", "done1"]
@@ -247,7 +251,7 @@ def test_a_damaged_record_is_left_out_and_reported_once(
         store.page()
     assert store.head("bad") == ("succeeded", "alice")
     reports = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
-    assert len(reports) == 2 and "DELETE /v1/jobs/bad" in reports[0]
+    assert len(reports) == 2 and any("(DELETE /v1/jobs/bad)" in text for text in reports)
     assert store.delete("bad") and store.page()[1] == 2
 
 

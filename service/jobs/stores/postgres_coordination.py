@@ -15,6 +15,7 @@ away are not replayed, so a reader must not rely on the feed alone for completen
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -115,6 +116,13 @@ class Leadership:
 
     def close(self) -> None:
         with self._lock:
+            if self._leading and self._connection is not None:
+                # Unlocked now, not when the server notices the closed connection a moment
+                # later: another replica's very next try_lead succeeds.
+                with contextlib.suppress(psycopg.Error):  # gone: the lock went with it
+                    self._connection.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, LEADER_LOCK)
+                    )
             self._leading = False
             self._drop()
 
