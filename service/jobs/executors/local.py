@@ -99,8 +99,10 @@ class LocalExecutor:
     def _refill(self) -> None:
         """Keep ``job_warm_workers`` spare processes (while leading, not stopping)."""
         self._spares = [p for p in self._spares if p.poll() is None]
-        while self._active and not self.stopping and len(self._spares) < (
-            self.settings.job_warm_workers
+        while (
+            self._active
+            and not self.stopping
+            and len(self._spares) < (self.settings.job_warm_workers)
         ):
             try:
                 self._spares.append(spawn_worker(self.settings))
