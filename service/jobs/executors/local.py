@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -99,14 +100,22 @@ class LocalExecutor:
     def _refill(self) -> None:
         """Keep ``job_warm_workers`` spare processes (while leading, not stopping)."""
         self._spares = [p for p in self._spares if p.poll() is None]
-        while self._active and not self.stopping and len(self._spares) < (
-            self.settings.job_warm_workers
+        while (
+            self._active
+            and not self.stopping
+            and len(self._spares) < (self.settings.job_warm_workers)
         ):
             try:
                 self._spares.append(spawn_worker(self.settings))
             except OSError as exc:
                 log.warning("cannot start a spare training process: %s", exc)
                 return
+
+    def spares_ready(self) -> int:
+        """Spares that have imported torch (their ``ready`` line is waiting to be read)."""
+        with self._lock:
+            spares = [p for p in self._spares if p.poll() is None and p.stdout is not None]
+        return sum(bool(select.select([p.stdout], [], [], 0)[0]) for p in spares)
 
     def _process(self) -> subprocess.Popen[str]:
         while self._spares:
