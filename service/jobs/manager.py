@@ -50,6 +50,7 @@ CANCEL_WAIT_S = 25.0  # how long DELETE waits for a cancelled job's record to be
 SHUTDOWN_GRACE_S = 5.0
 POLL_S = 0.5
 ORPHAN_CHECK_S = 5.0  # how often the leader looks for running records nobody trains
+WAKE_EVERY_S = 5.0  # with a change feed, event streams still look at the database this often
 
 
 class JobManager:
@@ -70,6 +71,7 @@ class JobManager:
         self._poller: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
         self._next_orphan_check = 0.0
+        self._next_wake = 0.0
         self._pushed = False  # the store's change feed wakes event streams
         self.leader = False
         self.stopping = False
@@ -108,14 +110,18 @@ class JobManager:
                 if self.leader and not self.store.still_leading():
                     log.warning("this process lost the lead of the job queue (database gone?)")
                     self.leader = False
+                now = time.monotonic()
+                if not self._pushed or now >= self._next_wake:
+                    # Followers' event streams re-read the database: every POLL_S without a
+                    # change feed, and now and then with one (it misses what happens while it
+                    # reconnects).
+                    self._next_wake = now + WAKE_EVERY_S
+                    self._wake_all()
                 if not self.leader:
                     self._try_lead()
-                    if not self._pushed:
-                        self._wake_all()  # followers' event streams re-read the database
                     continue
                 self.dispatch()  # jobs queued by other processes
                 self._take_cancels()
-                now = time.monotonic()
                 if now >= self._next_orphan_check:
                     self._next_orphan_check = now + ORPHAN_CHECK_S
                     await asyncio.to_thread(self.recover)

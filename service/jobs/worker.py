@@ -5,8 +5,9 @@ that its torch thread count and CPU priority are its own. The protocol is JSON l
 
 - stdin: first the job (``WorkerSpec`` as JSON), then ``cancel`` lines. End of input means the
   server is gone (even after SIGKILL): the worker stops at once, so no orphan keeps training.
-- stdout: one message per line: ``started``, ``phase``, ``download``, ``progress``, ``loss``,
-  ``epoch``, then exactly one of ``succeeded``, ``failed`` or ``cancelled``.
+- stdout: one message per line: ``ready`` (torch is imported: a warm spare waits for its job),
+  ``started``, ``phase``, ``download``, ``progress``, ``loss``, ``epoch``, then exactly one of
+  ``succeeded``, ``failed`` or ``cancelled``.
 
 Anything else printed (warnings, stray prints) goes to stderr, never into the protocol.
 """
@@ -101,6 +102,7 @@ def main() -> None:
     channel = Channel(protocol_out)
     # A warm spare waits here, torch imported, until the server hands it a job.
     warm_up()
+    channel.send("ready")
     line = sys.stdin.readline()
     if not line:
         os._exit(0)  # a spare the server no longer needs

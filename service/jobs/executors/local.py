@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -109,6 +110,12 @@ class LocalExecutor:
             except OSError as exc:
                 log.warning("cannot start a spare training process: %s", exc)
                 return
+
+    def spares_ready(self) -> int:
+        """Spares that have imported torch (their ``ready`` line is waiting to be read)."""
+        with self._lock:
+            pipes = [p.stdout for p in self._spares if p.poll() is None and p.stdout is not None]
+        return sum(bool(select.select([pipe], [], [], 0)[0]) for pipe in pipes)
 
     def _process(self) -> subprocess.Popen[str]:
         while self._spares:
