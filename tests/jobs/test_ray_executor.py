@@ -285,6 +285,30 @@ def test_a_dead_actor_fails_its_record(
     assert found[0] in done["error"]["message"] and "died" in done["error"]["message"]
 
 
+def test_with_postgresql_the_actor_wakes_every_replica(
+    postgres_url: str, make_settings_for: Callable[..., Settings], home: Path
+) -> None:
+    """The fleet's store: the actor's writes reach the other replicas' change feeds, and the
+    model goes into the database."""
+    settings = make_settings_for(database_url=postgres_url)
+    store, replica = open_store(settings), open_store(settings)
+    woken: list[str] = []
+    assert replica.listen(lambda kind, job_id: woken.append(job_id))
+    executor = RayExecutor(settings, store)
+    try:
+        record = running_record(store, epochs=2, hidden_units=32)
+        executor.launch(record)
+        done = wait_record(replica, record["id"], final, timeout=120)
+        assert done["status"] == "succeeded", done
+        model = replica.model_path(record["id"], home / "cache")
+        assert model is not None and model.stat().st_size == done["model"]["bytes"]
+        assert woken.count(record["id"]) >= 3  # progress, epochs, status
+    finally:
+        asyncio.run(executor.stop(5.0))
+        store.close()
+        replica.close()
+
+
 def test_the_cluster_talks_to_this_host_only(cluster: RayCluster) -> None:
     assert cluster.processes()
     assert cluster.non_loopback_connections() == []

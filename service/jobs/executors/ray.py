@@ -56,12 +56,17 @@ class RayExecutor:
     name = "ray"
 
     def __init__(
-        self, settings: Settings, store: JobStore, notify: Callable[[str], None] | None = None
+        self,
+        settings: Settings,
+        store: JobStore,
+        notify: Callable[[str], None] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         notify = notify or (lambda _id: None)
         self.records = RecordWriter(store, notify, settings.job_max_loss_points)
+        self.on_done = on_done or (lambda: None)  # a run ended: the manager dispatches
         self.pool = ActorPool(settings)
         self._lock = threading.Lock()
         self._runs: dict[str, RayRun] = {}
@@ -212,7 +217,8 @@ class RayExecutor:
         try:
             self.pool.connect()
             shape = self.pool.shape_for(record["config"]["device"])
-            taken = self.pool.take(run.job_id, shape, self._given_up(run), ACTOR_START_TIMEOUT_S)
+            given_up = lambda: run.cancel_requested or self._stopping.is_set()  # noqa: E731
+            taken = self.pool.take(run.job_id, shape, given_up, ACTOR_START_TIMEOUT_S)
             if taken is None:
                 self._end_before_run(run, shape)
                 return
@@ -232,16 +238,20 @@ class RayExecutor:
             if not self._stopping.is_set():
                 self._fail(run, "worker_error", f"the Ray cluster could not run the job: {exc}")
         finally:
-            with self._lock:
-                self._runs.pop(run.job_id, None)
+            self._ended(run)
 
     def _adopt(self, run: RayRun) -> None:
         """Follow a job that another process launched, until its actor lets it go."""
         try:
             self._follow(run, self._wait_done(run))
         finally:
-            with self._lock:
-                self._runs.pop(run.job_id, None)
+            self._ended(run)
+
+    def _ended(self, run: RayRun) -> None:
+        with self._lock:
+            self._runs.pop(run.job_id, None)
+        if not self._stopping.is_set():
+            self.on_done()
 
     def _wait_done(self, run: RayRun) -> Any:
         return run.actor.wait_done.remote(run.job_id, WAIT_DONE_S)
@@ -275,9 +285,6 @@ class RayExecutor:
             if answer is not False:  # the run's final status, or wait_done: the job has left
                 return
             ref = self._wait_done(run)
-
-    def _given_up(self, run: RayRun) -> Callable[[], bool]:
-        return lambda: run.cancel_requested or self._stopping.is_set()
 
     def _end_before_run(self, run: RayRun, shape: str) -> None:
         if self._stopping.is_set():
