@@ -21,10 +21,9 @@ from service.http.offload import Offloader
 from service.http.openapi import install_openapi
 from service.http.problems import install_problem_handlers
 from service.http.rate_limit import RATE_LIMITED, RateLimit
-from service.http.routes import evaluate, grading, information, losses, oip, operations
+from service.http.routes import evaluate, grading, information, jobs, losses, oip, operations
 from service.http.streams import EventStreamCap
-from service.jobs.routes import jobs_lifespan
-from service.jobs.routes import router as jobs_router
+from service.jobs.lifespan import jobs_lifespan
 from service.losses.registry import catalogue
 from service.observability.wiring import install_observability
 from service.settings import Settings, get_settings
@@ -119,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     # The 401 (and the bearer scheme) stays in the document only where keys are configured
     # (declare_security); the 429 of the rate limit always (it is on by default).
-    for router in (losses.router, evaluate.router, grading.router, information.router, jobs_router):
+    for router in (losses.router, evaluate.router, grading.router, information.router, jobs.router):
         app.include_router(router, responses={**UNAUTHORIZED, **RATE_LIMITED})
     app.include_router(oip.router)
     # Middleware added first runs innermost: requests meet the request id and metrics, then
@@ -127,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the loss fast path, then the unknown-key guard of the jobs routes' bodies, then
     # FastAPI's router.
     app.add_middleware(
-        BodyKeyGuard, routes=jobs_router.routes, max_members=settings.max_json_members
+        BodyKeyGuard, routes=jobs.router.routes, max_members=settings.max_json_members
     )
     app.add_middleware(LossFastPath)
     app.add_middleware(

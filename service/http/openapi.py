@@ -21,10 +21,10 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 def extra_models() -> list[type[BaseModel]]:
     from service.http.grading_models import request_models
+    from service.http.job_models import PredictRequest
     from service.http.oip_models import InferRequest, OipError
     from service.http.routes.information import InformationRequest
     from service.jobs.config import JobConfig
-    from service.jobs.schemas import PredictRequest
 
     return [
         *all_request_models(), InformationRequest, *request_models(), JobConfig, PredictRequest,

@@ -4,7 +4,8 @@
 - ``schemas``: the job record and the other response bodies.
 - ``training``: the model, the losses and the training loop (pure torch, no I/O).
 - ``worker``: the training process: data, training, model file; talks JSON lines on stdio.
-- ``store``: job records and their event log in SQLite.
+- ``stores``: job records, their event log and models: SQLite or PostgreSQL.
+- ``executors``: where training runs: local processes or a Ray cluster.
 - ``manager``: queue, concurrency limit, cancellation, restart recovery.
 - ``events``: Server-Sent Events for one job.
 - ``inference``: the trained model file: save, load, predict.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from service.errors import TooManyRequests
-from service.jobs.store import JobStore
+from service.jobs.stores import JobStore
 from service.settings import Settings
 
 _DOMAIN = b"loss-service job owner\0"

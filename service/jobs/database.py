@@ -68,7 +68,7 @@ def _absolute(path: Path) -> str:
 def check_job_database(path: Path) -> None:
     """Open and check the database and its leader lock file, or (when there is no database
     yet) that its folder can hold them; raise ``JobDatabaseError`` when not."""
-    from service.jobs.store import JobStore
+    from service.jobs.stores.sqlite import SqliteJobStore
 
     if str(path) != ":memory:" and not path.exists():
         # Not created here: the server creates it when it starts (after noticing, for one, a
@@ -81,7 +81,7 @@ def check_job_database(path: Path) -> None:
         except OSError as exc:
             raise JobDatabaseError.classify(path, exc) from exc
         return
-    JobStore(path).close()
+    SqliteJobStore(path).close()
     if str(path) == ":memory:":
         return
     lock = Path(f"{path}.lock")

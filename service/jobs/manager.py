@@ -1,26 +1,26 @@
-"""Queue, concurrency limit, cancellation and restart recovery of training jobs.
+"""The thin layer between the job routes, the job store and the executor.
 
-Each running job is a worker process (``service.jobs.worker``) whose stdout a reader thread
-turns into record updates and events, written to SQLite and announced to SSE subscribers on
-the event loop. The event loop only starts processes and reads small records, so requests stay
-fast while jobs train.
+It validates and queues jobs, answers queries, and (in the leading process only) recovers,
+dispatches and cancels. What it coordinates lives in the engines made for it:
 
-Recovery: on start every record still ``running`` belongs to a worker that died with the
-previous server process (its stdin closed, so it stopped too); it is marked ``failed`` with
-reason ``interrupted``. ``queued`` jobs are started in order.
+- the store (``service.jobs.stores``) holds records, events and models, and says who leads:
+  an ``fcntl`` lock beside a SQLite file on one host, an advisory lock in PostgreSQL across
+  hosts. Any server process may die; another takes the lead within ``POLL_S``.
+- the executor (``service.jobs.executors``) runs training: a process per job on the leader's
+  host, or an actor on a Ray cluster. Either way the run writes its own record updates.
 
-Several server processes (``--workers N``, or two servers on one database) share the jobs
-through SQLite: the one holding an exclusive lock on ``<db>.lock`` is the leader and alone
-starts, recovers and supervises training processes. The others insert queued jobs, ask the
-leader to cancel through the ``job_cancels`` table, and poll the database for SSE; every
-``POLL_S`` they try to take the lock, so a leader that dies is replaced.
+Event streams are woken by the store's change feed (PostgreSQL's LISTEN/NOTIFY) or, where
+there is none (SQLite across processes), by polling every ``POLL_S``.
+
+Recovery: when a process becomes leader, every record still ``running`` whose run the
+executor cannot find is marked ``failed`` with reason ``interrupted``; ``queued`` jobs are
+started in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import secrets
 import threading
@@ -28,20 +28,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from service.errors import Conflict, DeviceUnavailable, NotFound, TooManyRequests
 from service.jobs.access import EVERYONE, Caller, check_quota
 from service.jobs.config import JobConfig
-from service.jobs.launcher import send_cancel, start_worker
+from service.jobs.executors import Executor, LaunchError, make_executor
 from service.jobs.limits import check_job_limits
-from service.jobs.records import TERMINAL, RecordWriter, RunningJob, now_iso, seconds_between
-from service.jobs.retention import SWEEP_EVERY_S, delete_job, model_file, sweep
-from service.jobs.store import DamagedRecord, JobStore, Record
+from service.jobs.records import TERMINAL, RecordWriter, now_iso, seconds_between
+from service.jobs.retention import SWEEP_EVERY_S, delete_job, sweep
+from service.jobs.stores import DamagedRecord, JobStore, Record, open_store
+from service.jobs.stores.base import ChangeKind
 from service.jobs.subscribers import Subscribers
-from service.jobs.training import device_problem
 from service.observability.metrics import observe_job_event
 from service.settings import Settings
 
@@ -49,24 +46,33 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TERMINAL", "JobManager", "now_iso"]
 
-CANCEL_GRACE_S = 10.0
+CANCEL_WAIT_S = 25.0  # how long DELETE waits for a cancelled job's record to become final
 SHUTDOWN_GRACE_S = 5.0
 POLL_S = 0.5
+ORPHAN_CHECK_S = 5.0  # how often the leader looks for running records nobody trains
+WAKE_EVERY_S = 5.0  # with a change feed, event streams still look at the database this often
 
 
 class JobManager:
-    def __init__(self, settings: Settings, *, store: JobStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.settings = settings
-        self.store = store or JobStore(settings.db_path)
+        self.store = store or open_store(settings)
         self.models_dir = settings.models_dir
         self.records = RecordWriter(self.store, self._notify, settings.job_max_loss_points)
+        self.executor = executor or make_executor(settings, self.store, self.records, self.dispatch)
         self._lock = threading.RLock()
-        self._running: dict[str, RunningJob] = {}
         self.subscribers = Subscribers()
-        self._readers: list[threading.Thread] = []
-        self._lock_file: Any = None
         self._poller: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
+        self._next_orphan_check = 0.0
+        self._next_wake = 0.0
+        self._pushed = False  # the store's change feed wakes event streams
         self.leader = False
         self.stopping = False
 
@@ -74,53 +80,70 @@ class JobManager:
 
     async def start(self) -> None:
         self.subscribers.loop = asyncio.get_running_loop()
+        self._pushed = self.store.listen(self._on_change)
         self._try_lead()
         self._poller = asyncio.create_task(self._poll(), name="job-manager-poll")
 
     def _try_lead(self) -> bool:
-        """Take the leader lock if it is free; on success recover and dispatch."""
+        """Take the lead if nobody holds it; on success recover and dispatch."""
         if self.leader or self.stopping:
             return self.leader
-        path = self.store.path
-        if str(path) == ":memory:":
-            self.leader = True
-        else:
-            handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open while leading
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-            self._lock_file = handle
-            self.leader = True
+        if not self.store.try_lead():
+            return False
+        self.leader = True
+        self.executor.start()
         self.recover()
         self.dispatch()
         return True
+
+    def _on_change(self, kind: ChangeKind, job_id: str) -> None:
+        """From the store's listener thread: another process changed a job."""
+        if kind == "event":
+            self.subscribers.notify(job_id)
+        elif kind == "cancel" and self.leader:
+            self._take_cancels()
 
     async def _poll(self) -> None:
         while not self.stopping:
             await asyncio.sleep(POLL_S)
             try:
+                if self.leader and not self.store.still_leading():
+                    log.warning("this process lost the lead of the job queue (database gone?)")
+                    self.leader = False
+                now = time.monotonic()
+                if not self._pushed or now >= self._next_wake:
+                    # Followers' event streams re-read the database: every POLL_S without a
+                    # change feed, and now and then with one (it misses what happens while it
+                    # reconnects).
+                    self._next_wake = now + WAKE_EVERY_S
+                    self._wake_all()
                 if not self.leader:
                     self._try_lead()
-                    self._wake_all()  # followers' SSE streams re-read the database
                     continue
                 self.dispatch()  # jobs queued by other processes
-                for job_id in self.store.take_cancels():
-                    with self._lock:
-                        job = self._running.get(job_id)
-                        if job is not None:
-                            job.cancel_requested = True
-                            self._send_cancel(job)
-                if time.monotonic() >= self._next_sweep:
-                    self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+                self._take_cancels()
+                if now >= self._next_orphan_check:
+                    self._next_orphan_check = now + ORPHAN_CHECK_S
+                    await asyncio.to_thread(self.recover)
+                if now >= self._next_sweep:
+                    self._next_sweep = now + SWEEP_EVERY_S
                     await asyncio.to_thread(sweep, self.store, self.settings)
             except Exception:  # pragma: no cover - never let the poller die
                 log.exception("job manager poll failed")
 
+    def _take_cancels(self) -> None:
+        for job_id in self.store.take_cancels():
+            self.executor.cancel(job_id)
+
     def recover(self) -> None:
-        """Mark jobs that a previous server left ``running`` as failed (interrupted)."""
-        for record in self.store.with_status("running"):
+        """Mark ``running`` jobs that nobody trains any more (their server or actor died) as
+        failed (interrupted)."""
+        with self._lock:  # not between a launch's record update and the executor taking it
+            running = set(self.executor.running())
+            records = [r for r in self.store.with_status("running") if r["id"] not in running]
+        for record in records:
+            if self.executor.alive(record):
+                continue
             progress = record.get("progress") or {}
             where = (
                 f" at epoch {progress.get('epoch')}, step {progress.get('step')}"
@@ -135,31 +158,21 @@ class JobManager:
                     "message": f"the service stopped while this job was running{where}; "
                     "start a new job to train again",
                 },
+                expected="running",
             )
 
     async def stop(self) -> None:
-        """Stop every worker; their jobs become ``failed`` (interrupted). Queued jobs stay
-        queued and run after the next start."""
+        """Stop the executor: local runs become ``failed`` (interrupted), runs on a cluster
+        keep training. Queued jobs stay queued and run after the next start."""
         with self._lock:
             self.stopping = True
-            running = list(self._running.values())
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        for job in running:
-            self._send_cancel(job)
-        deadline = time.monotonic() + SHUTDOWN_GRACE_S
-        for job in running:
-            await asyncio.to_thread(job.finished.wait, max(0.0, deadline - time.monotonic()))
-            if not job.finished.is_set():
-                job.process.kill()
-        for thread in list(self._readers):
-            await asyncio.to_thread(thread.join, SHUTDOWN_GRACE_S)
+        await self.executor.stop(SHUTDOWN_GRACE_S)
         self._wake_all()
         self.store.close()
-        if self._lock_file is not None:
-            self._lock_file.close()  # releases the lock
 
     # Queries
 
@@ -197,19 +210,19 @@ class JobManager:
 
     def model_path(self, job_id: str, caller: Caller = EVERYONE) -> Path:
         record = self.get(job_id, caller)
-        path = model_file(self.models_dir, job_id)
         if record["status"] != "succeeded":
             raise Conflict(
                 f"job {job_id} is {record['status']}; its model exists once it has succeeded"
             )
-        if not path.is_file():
+        path = self.store.model_path(job_id, self.models_dir)
+        if path is None:
             raise NotFound(f"the model file of job {job_id} is missing")
         return path
 
     # Commands
 
     def submit(self, config: JobConfig, caller: Caller = EVERYONE) -> Record:
-        problem = device_problem(config.device)
+        problem = self.executor.device_problem(config.device)
         if problem:
             raise DeviceUnavailable.at(("body", "device"), problem)
         check_job_limits(config, self.settings)
@@ -276,23 +289,12 @@ class JobManager:
                 return self.view(job_id)
             if status in TERMINAL:
                 raise Conflict(f"job {job_id} has already {status}; there is nothing to cancel")
-            job = self._running.get(job_id)
-            if job is not None:
-                job.cancel_requested = True
-                self._send_cancel(job)
-        if job is None:  # another process runs it: ask it, and watch the record
-            self.store.request_cancel(job_id)
-            deadline = time.monotonic() + 2 * CANCEL_GRACE_S + POLL_S
-            while self.get(job_id)["status"] not in TERMINAL and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            return self.view(job_id)
-        # The record is final as soon as the worker reports it stopped (within one step);
-        # the process itself may take a moment longer to exit.
-        await asyncio.to_thread(job.settled.wait, CANCEL_GRACE_S)
-        if not job.settled.is_set():
-            log.warning("job %s ignored cancel for %.0fs; killing it", job_id, CANCEL_GRACE_S)
-            job.process.kill()
-            await asyncio.to_thread(job.finished.wait, CANCEL_GRACE_S)
+        if not self.executor.cancel(job_id):
+            self.store.request_cancel(job_id)  # the leader runs it: ask through the store
+        # The record is final as soon as the run reports it stopped (within one step).
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while self.get(job_id)["status"] not in TERMINAL and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         return self.view(job_id)
 
     # Scheduling
@@ -302,74 +304,23 @@ class JobManager:
         with self._lock:
             if self.stopping or not self.leader:
                 return
-            free = self.settings.max_concurrent_jobs - len(self._running)
+            free = self.settings.max_concurrent_jobs - self.store.count("running")
             if free <= 0:
                 return
             for record in self.store.with_status("queued")[:free]:
                 self._launch(record)
 
     def _launch(self, record: Record) -> None:
-        job_id = record["id"]
-        settings = self.settings
         started_at = now_iso()
         record.update(status="running", started_at=started_at, progress={"phase": "starting"})
         record["timings"]["queued_s"] = seconds_between(record["created_at"], started_at)
         if not self.records.save_if(record, "queued", "status", {"status": "running"}):
             return  # cancelled meanwhile (by another process)
         try:
-            process = start_worker(record, settings)
-        except OSError as exc:
-            error = {
-                "reason": "worker_error",
-                "message": f"cannot start the training process: {exc.strerror}",
-            }
-            self.records.finish(record, "failed", error=error)
-            return
-        job = RunningJob(job_id, process, log_every=int(record["config"]["log_every"]))
-        self._running[job_id] = job
-        reader = threading.Thread(
-            target=self._read_worker, args=(job,), name=f"job-{job_id[:8]}", daemon=True
-        )
-        self._readers.append(reader)
-        reader.start()
-
-    def _send_cancel(self, job: RunningJob) -> None:
-        send_cancel(job)
-
-    # Worker messages (reader threads)
-
-    def _read_worker(self, job: RunningJob) -> None:
-        assert job.process.stdout is not None
-        try:
-            for line in job.process.stdout:
-                try:
-                    message = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    log.warning("job %s: unreadable worker line %r", job.job_id, line[:200])
-                    continue
-                with self._lock:
-                    self.records.on_message(job, message)
-            code = job.process.wait()
-            if not job.terminal_seen:
-                with self._lock:
-                    self.records.on_exit(job, code, self.stopping)
-        except Exception:  # pragma: no cover - keep the record consistent whatever happens
-            log.exception("job %s: reader failed", job.job_id)
-            with contextlib.suppress(Exception):
-                job.process.kill()
-                with self._lock:
-                    self.records.on_exit(job, -1, self.stopping)
-        finally:
-            with contextlib.suppress(OSError):
-                if job.process.stdin is not None:
-                    job.process.stdin.close()
-            with self._lock:
-                self._running.pop(job.job_id, None)
-                with contextlib.suppress(ValueError):
-                    self._readers.remove(threading.current_thread())
-            job.settled.set()
-            job.finished.set()
-            self.dispatch()
+            self.executor.launch(record)
+        except LaunchError as exc:
+            error = {"reason": "worker_error", "message": str(exc)}
+            self.records.finish(record, "failed", error=error, expected="running")
 
     # Subscribers (SSE)
 
@@ -386,5 +337,4 @@ class JobManager:
         self.subscribers.wake_all()
 
     def running_ids(self) -> Iterator[str]:
-        with self._lock:
-            yield from list(self._running)
+        yield from self.executor.running()

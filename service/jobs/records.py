@@ -9,15 +9,15 @@ Each point costs O(1) amortised, whatever ``log_every`` is.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from service.jobs.store import JobStore, Record
+from service.jobs.stores import JobStore, Record
 from service.observability.metrics import observe_job_event
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -36,7 +36,7 @@ def seconds_between(start: str | None, end: str) -> float | None:
 @dataclass
 class RunningJob:
     job_id: str
-    process: subprocess.Popen[str]
+    process: Any = None  # the local executor's subprocess.Popen; None for a Ray actor's run
     log_every: int = 1
     started: float = field(default_factory=time.monotonic)
     cancel_requested: bool = False
@@ -135,6 +135,9 @@ class RecordWriter:
             self._latest(job, record)
             if kind == "succeeded":
                 model = message["model"]
+                # Kept by the store (a file here, a row in PostgreSQL) before the record says
+                # succeeded, so that whoever reads it finds the model.
+                self.store.save_model(job.job_id, Path(model["path"]))
                 record["model"] = {
                     "format": "safetensors",
                     "bytes": model["bytes"],

@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from service.jobs.store import JobStore
+from service.jobs.stores import JobStore
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

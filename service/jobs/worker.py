@@ -5,8 +5,9 @@ that its torch thread count and CPU priority are its own. The protocol is JSON l
 
 - stdin: first the job (``WorkerSpec`` as JSON), then ``cancel`` lines. End of input means the
   server is gone (even after SIGKILL): the worker stops at once, so no orphan keeps training.
-- stdout: one message per line: ``started``, ``phase``, ``download``, ``progress``, ``loss``,
-  ``epoch``, then exactly one of ``succeeded``, ``failed`` or ``cancelled``.
+- stdout: one message per line: ``ready`` (torch is imported: a warm spare waits for its job),
+  ``started``, ``phase``, ``download``, ``progress``, ``loss``, ``epoch``, then exactly one of
+  ``succeeded``, ``failed`` or ``cancelled``.
 
 Anything else printed (warnings, stray prints) goes to stderr, never into the protocol.
 """
@@ -23,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import torch
 from pydantic import BaseModel
@@ -56,6 +57,12 @@ class WorkerSpec(BaseModel):
     torch_threads: int = 1
     nice: int = 0
     progress_interval_s: float = 0.5
+
+
+class MessageSink(Protocol):
+    """Where ``run`` reports: a ``Channel`` (stdout), or a Ray actor's record writer."""
+
+    def send(self, kind: str, **payload: Any) -> None: ...
 
 
 class Channel:
@@ -93,7 +100,13 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     channel = Channel(protocol_out)
-    spec = WorkerSpec.model_validate_json(sys.stdin.readline())
+    # A warm spare waits here, torch imported, until the server hands it a job.
+    warm_up()
+    channel.send("ready")
+    line = sys.stdin.readline()
+    if not line:
+        os._exit(0)  # a spare the server no longer needs
+    spec = WorkerSpec.model_validate_json(line)
     stop = threading.Event()
     threading.Thread(target=_watch_stdin, args=(sys.stdin, stop), daemon=True).start()
     if spec.nice:
@@ -107,13 +120,17 @@ def main() -> None:
     os._exit(0)
 
 
-def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> None:
+def warm_up() -> None:
+    """Pay the one-time costs of a first job before there is one: the first optimizer imports
+    torch._dynamo (about a second)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def run(spec: WorkerSpec, channel: MessageSink, should_stop: Callable[[], bool]) -> None:
     started = time.perf_counter()
     try:
         torch.set_num_threads(spec.torch_threads)
-        # The first optimizer imports torch._dynamo (about a second): do it while starting,
-        # so that it does not count as training time.
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        warm_up()  # nothing left to do in a warm process
         config = JobConfig.model_validate(spec.config)
         device = resolve_device(config.device)
         channel.send(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from service.jobs.database import EXIT_DATABASE
-from service.jobs.store import JobStore
+from service.jobs.stores.sqlite import SqliteJobStore
 
 from .test_jobs_restart import record
 
@@ -38,7 +38,7 @@ def start(tmp_path: Path, db: Path) -> subprocess.CompletedProcess[str]:
 
 
 def a_database(path: Path, jobs: int = 200) -> bytes:
-    store = JobStore(path)
+    store = SqliteJobStore(path)
     for i in range(jobs):
         store.insert(record(f"job{i}", "succeeded", device="x" * 200), "status", {})
     store.close()
@@ -125,6 +125,6 @@ def test_an_intact_database_of_an_older_version_gains_its_columns(tmp_path: Path
             "INSERT INTO jobs (id, status, record) VALUES (?, ?, ?)",
             ("old", "succeeded", json.dumps(old)),
         )
-    store = JobStore(db)
+    store = SqliteJobStore(db)
     assert store.expired("2021-01-01T00:00:00.000Z", None, 10) == ["old"]
     assert store.get("old") == old

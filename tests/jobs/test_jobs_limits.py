@@ -14,7 +14,7 @@ import pytest
 
 from service.jobs.access import owner_of_key
 from service.jobs.records import RecordWriter, RunningJob
-from service.jobs.store import JobStore
+from service.jobs.stores.sqlite import SqliteJobStore
 
 from .conftest import wait_for_job, wait_until
 from .test_jobs_restart import record
@@ -32,7 +32,7 @@ class _Process:
 
 
 def test_loss_series_stays_bounded_and_evenly_spaced(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     store.insert(record("j", "running"), "status", {"status": "running"})
     writer = RecordWriter(store, lambda job_id: None, max_points=64)
     job = RunningJob("j", _Process(), log_every=1)  # type: ignore[arg-type]
@@ -198,7 +198,7 @@ def test_delete_of_a_finished_job_removes_record_series_and_model(
 def test_retention_deletes_old_and_surplus_finished_jobs(
     jobs_client: Callable[..., Any], tmp_path: Path
 ) -> None:
-    store = JobStore(tmp_path / "var" / "jobs.sqlite3")
+    store = SqliteJobStore(tmp_path / "var" / "jobs.sqlite3")
     models = tmp_path / "var" / "models"
     models.mkdir(parents=True)
     finished = {

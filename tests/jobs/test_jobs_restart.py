@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from service.jobs.manager import now_iso
-from service.jobs.store import JobStore
+from service.jobs.stores.sqlite import SqliteJobStore
 
 from .conftest import copy_fixture, wait_for_job, wait_until
 
@@ -60,7 +60,7 @@ def record(job_id: str, status: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_start_recovers_records(jobs_client: Callable[..., Any], tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "var" / "jobs.sqlite3")
+    store = SqliteJobStore(tmp_path / "var" / "jobs.sqlite3")
     metrics = [
         {
             "epoch": 1,

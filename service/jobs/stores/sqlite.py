@@ -1,4 +1,4 @@
-"""Job records, their loss series and their event log, in SQLite.
+"""Job records, their loss series and their event log, in SQLite: the embedded store.
 
 One row per job holds the record as JSON, beside the columns that queries need (status,
 creation order, owner, finish time); ``job_loss_points`` holds each job's training-loss series,
@@ -7,6 +7,10 @@ one row per point, so that recording a point is one insert and never rewrites th
 with ``Last-Event-ID`` even across a restart. WAL journaling keeps readers and the writer out of
 each other's way; one connection shared under a lock serves all threads.
 
+Server processes of one host (``--workers N``, or two servers on one database) coordinate
+through it too: the one holding an exclusive ``fcntl`` lock on ``<db>.lock`` leads, and the
+others poll (SQLite has no change feed). Models are files in the models folder.
+
 A row whose JSON cannot be read (a damaged file, a hand edit) is reported once in the log and
 left out of listings; it never makes a whole page fail. A file that is not a database at all
 raises ``JobDatabaseError`` (``service.jobs.database``) when the store opens.
@@ -14,23 +18,28 @@ raises ``JobDatabaseError`` (``service.jobs.database``) when the store opens.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from service.jobs.database import JobDatabaseError
-
-Record = dict[str, Any]
+from service.jobs.stores.base import (
+    PROGRESS_EVENTS_KEPT,
+    TERMINAL_STATUSES,
+    ChangeCallback,
+    DamagedRecord,
+    Record,
+)
 
 log = logging.getLogger(__name__)
-
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-PROGRESS_EVENTS_KEPT = 100  # older ``progress`` events are dropped: each is a snapshot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -60,13 +69,13 @@ CREATE TABLE IF NOT EXISTS job_loss_points (
 ADDED_COLUMNS = {"owner": "TEXT", "finished_at": "TEXT"}
 
 
-class DamagedRecord(Exception):
-    """The stored JSON of one job cannot be read."""
-
-
-class JobStore:
-    def __init__(self, path: Path) -> None:
+class SqliteJobStore:
+    def __init__(self, path: Path, models_dir: Path | None = None) -> None:
         self.path = path
+        self.where = str(path)
+        self.models_dir = models_dir if models_dir is not None else path.parent / "models"
+        self._lock_file: IO[str] | None = None
+        self._leading = False
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         try:
@@ -114,6 +123,49 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the leader lock
+            self._lock_file = None
+            self._leading = False
+
+    # Coordination
+
+    def try_lead(self) -> bool:
+        if self._leading:
+            return True
+        if str(self.path) == ":memory:":
+            self._leading = True
+            return True
+        handle = open(f"{self.path}.lock", "a+")  # noqa: SIM115 - held open while leading
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        self._leading = True
+        return True
+
+    def still_leading(self) -> bool:
+        return self._leading  # a lock on an open file cannot be lost
+
+    def listen(self, callback: ChangeCallback) -> bool:
+        return False  # no change feed between processes: the manager polls
+
+    # Models: files in the models folder
+
+    def save_model(self, job_id: str, source: Path) -> None:
+        target = self._model_file(job_id)
+        if source.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(source), target)
+
+    def model_path(self, job_id: str, cache_dir: Path) -> Path | None:
+        path = self._model_file(job_id)
+        return path if path.is_file() else None
+
+    def _model_file(self, job_id: str) -> Path:
+        return self.models_dir / f"{job_id}.safetensors"
 
     # Records
 
@@ -192,6 +244,9 @@ class JobStore:
                 for table in ("job_events", "job_loss_points", "job_cancels"):
                     self._db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
         self._warned.discard(job_id)
+        if gone:
+            with contextlib.suppress(FileNotFoundError):
+                self._model_file(job_id).unlink()
         return bool(gone)
 
     def request_cancel(self, job_id: str) -> None:

@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
 
 from service.datasets.catalog import dataset_spec
 from service.errors import MalformedBody, PayloadTooLarge
+from service.http.job_models import Job, JobList, JobStatus, PredictRequest, PredictResponse
 from service.http.json_answer import answer_json
 from service.http.problems import from_pydantic
 from service.http.schemas import Problem, request_body, schema_ref
 from service.jobs.access import Caller, caller_of
 from service.jobs.config import JobConfig
-from service.jobs.database import JobDatabaseError
 from service.jobs.events import MAX_EVENT_ID, job_events
 from service.jobs.inference import ModelCache, images_to_input, predict
 from service.jobs.manager import JobManager
-from service.jobs.schemas import Job, JobList, JobStatus, PredictRequest, PredictResponse
 from service.settings import Settings
 from service.tensors.codec import ElementBudget, decode_tensor, encode_tensor
 from service.tensors.wirejson import loads
@@ -46,22 +43,6 @@ NOT_FOUND = (404, "No such job (or it belongs to another API key).")
 NOT_SUCCEEDED = (409, "The job has not succeeded, so it has no model.")
 
 _models = ModelCache()
-
-
-@asynccontextmanager
-async def jobs_lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[JobManager]:
-    """Start the job manager (recovering records of a previous run) and stop it at exit."""
-    try:
-        manager = JobManager(settings)
-    except JobDatabaseError as error:
-        log.error("%s", error.line)  # one line naming the file, then the start fails
-        raise
-    app.state.job_manager = manager
-    await manager.start()
-    try:
-        yield manager
-    finally:
-        await manager.stop()
 
 
 def _manager(request: Request) -> JobManager:
