@@ -71,8 +71,8 @@ def test_fleet_images_are_built_with_the_extras(name: str) -> None:
     assert SERVICES[name]["image"] == "loss-service:fleet"
 
 
-@pytest.mark.parametrize("name", sorted(FLEET - {"postgres", "fleet-proxy"}))
-def test_fleet_services_get_real_settings(name: str) -> None:
+@pytest.mark.parametrize("name", REPLICAS)
+def test_replicas_get_real_settings(name: str) -> None:
     variables = environment(name)
     named = {key for key in variables if key.startswith("LOSS_SERVICE_")}
     assert named <= SETTING_VARIABLES, named - SETTING_VARIABLES
@@ -87,10 +87,13 @@ def test_fleet_services_get_real_settings(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["ray-head", "ray-worker"])
-def test_ray_nodes_keep_metrics_in_memory(name: str) -> None:
+def test_ray_nodes_keep_metrics_in_memory_and_need_no_settings(name: str) -> None:
     """No `loss-service` start creates the image's multiprocess metrics folder on a Ray node
-    (tests/test_kubernetes_fleet.py shows why that matters)."""
+    (tests/test_kubernetes_fleet.py shows why that matters); the actors get their settings
+    with each job, and read datasets where the replicas do (the shared cache volume)."""
     assert environment(name)["PROMETHEUS_MULTIPROC_DIR"] == ""
+    assert not any(key.startswith("LOSS_SERVICE_") for key in environment(name))
+    assert SERVICES[name]["volumes"] == SERVICES["loss-service-a"]["volumes"]
 
 
 def test_the_ray_address_is_the_head_and_its_port() -> None:

@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from service.state import DATA_NAME
 from tests.support.manifests import (
     RESOURCES,
     ROOT,
     environment,
+    image_writes_to,
     main_container,
     of_kind,
     ray_groups,
@@ -77,16 +79,29 @@ def test_the_api_joins_the_cluster_as_a_node_that_trains_nothing() -> None:
     assert script.rstrip().endswith("&& exec loss-service")
 
 
-def test_ray_nodes_run_the_service_image_with_its_settings() -> None:
+def test_ray_nodes_run_the_service_image_and_need_no_secrets() -> None:
+    """The actors run the replicas' code, and get their settings with each job (the API keys
+    excepted): the Ray pods are given neither the database URL nor the API keys."""
     repository = API["image"].rpartition(":")[0]
     assert ray_container(HEAD)["image"] == API["image"] == ray_container(GROUPS["cpu"])["image"]
     for name, group in GROUPS.items():
         spec = ray_container(group)
         assert spec["image"].rpartition(":")[0] == repository, name
-        # The training actors write job records to the same database, in the same namespace.
-        settings = settings_from(environment(spec))
-        assert settings.database_url == API_SETTINGS.database_url, name
-        assert settings.ray_namespace == API_SETTINGS.ray_namespace, name
+        assert "envFrom" not in spec, name
+        named = {key for key in environment(spec) if key.startswith("LOSS_SERVICE_")}
+        assert not named & {"LOSS_SERVICE_DATABASE_URL", "LOSS_SERVICE_API_KEYS"}, name
+
+
+def test_ray_nodes_read_datasets_where_the_replicas_point_them() -> None:
+    """An actor reads the data folder the launching replica names (unless its node sets
+    LOSS_SERVICE_DATA_DIR): that path must be a writable mount on every Ray node."""
+    variables = environment(API)
+    state = variables.get("LOSS_SERVICE_STATE_DIR", image_writes_to()["LOSS_SERVICE_STATE_DIR"])
+    data_dir = variables.get("LOSS_SERVICE_DATA_DIR", f"{state}/{DATA_NAME}")
+    for name, group in GROUPS.items():
+        spec = ray_container(group)
+        mounts = [m["mountPath"] for m in spec["volumeMounts"]]
+        assert any(data_dir == m or data_dir.startswith(m + "/") for m in mounts), (name, mounts)
 
 
 def test_ray_start_params_are_strings_and_real_options() -> None:
