@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from service import cli, server
 from service.jobs.database import check_job_database_or_exit
+from service.jobs.stores.postgres_check import check_postgres_database_or_exit
 from service.server import WORKERS_VARIABLE
 from service.settings import Settings
 
@@ -16,7 +17,10 @@ __all__ = ["WORKERS_VARIABLE", "main", "serve"]
 def serve(settings: Settings) -> None:
     """Run the server; its worker processes read the same settings from the environment, where
     the command line has written the flags it was given."""
-    check_job_database_or_exit(settings.db_path)  # one line and exit 78 when unusable
+    if settings.database_url:  # one line and exit 75 (try later) or 78 when unusable
+        check_postgres_database_or_exit(settings.database_url)
+    else:
+        check_job_database_or_exit(settings.db_path)  # one line and exit 78 when unusable
     server.serve(settings, settings.host, settings.port, settings.workers)
 
 

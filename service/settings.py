@@ -31,7 +31,11 @@ def _in_state(data: dict[str, Any], name: str) -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # hide_input_in_errors: a traceback never shows a value (an API key, a database password);
+    # describe_invalid_settings shows them, the database URL's without its password.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
+    )
 
     # Server
     host: str = Field("127.0.0.1", description="Address the server binds to.")
@@ -208,8 +212,8 @@ class Settings(BaseSettings):
     )
     ray_address: str = Field(
         "auto",
-        description="The Ray cluster of the `ray` executor (`ray://host:10001`, `host:6379`); "
-        "`auto`: the cluster running on this host.",
+        description="The Ray cluster of the `ray` executor: its head's GCS address "
+        "(`host:6379`); `auto`: the cluster running on this host.",
     )
     ray_namespace: str = Field(
         "loss-service", min_length=1, description="Ray namespace of the training actors."
@@ -424,8 +428,35 @@ def describe_invalid_settings(error: ValidationError, flags: Iterable[str] = ())
         else:
             sources.add("environment variables")
             where = variable_name(field)
-        lines.append(f"  {where}={item.get('input')!r}: {item['msg']}")
+        value = item.get("input")
+        if field == "database_url" and isinstance(value, str):
+            value = without_password(value)
+        lines.append(f"  {where}={value!r}: {item['msg']}")
     return f"invalid configuration ({' and '.join(sorted(sources))}):\n" + "\n".join(lines)
+
+
+def without_password(url: str) -> str:
+    """A database URL as messages show it: without the password of its user part nor any
+    ``password=`` parameter (``postgresql://user:secret@host/db`` -> ``postgresql://user@host/db``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # not a URL: key=value words, maybe
+        return " ".join(
+            "password=…" if word.lower().startswith("password=") else word for word in url.split()
+        )
+    query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    before_query, after = rest[:query_at], rest[query_at:]
+    userinfo, at, hosts = before_query.rpartition("@")
+    if at:
+        before_query = userinfo.partition(":")[0] + "@" + hosts
+    if after.startswith("?"):
+        query, hash_mark, fragment = after[1:].partition("#")
+        kept = [
+            part
+            for part in query.split("&")
+            if part and not part.partition("=")[0].lower().endswith("password")
+        ]
+        after = ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
+    return f"{scheme}://{before_query}{after}"
 
 
 def flag_name(field: str) -> str:

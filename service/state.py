@@ -61,9 +61,13 @@ def user_data_dir(
 
 def state_report(settings: Settings) -> tuple[str, dict[str, Any]]:
     """The start log line naming the state's places, and the same as fields."""
+    from service.settings import without_password  # settings imports this module
+
     places = {
         "state_dir": str(settings.state_dir),
-        "database": str(settings.db_path),
+        "database": without_password(settings.database_url)
+        if settings.database_url
+        else str(settings.db_path),
         "models": str(settings.models_dir),
         "data": str(settings.data_dir),
     }

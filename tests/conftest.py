@@ -19,6 +19,9 @@ from service.settings import Settings, variable_name
 
 STATE_VARIABLE = variable_name("state_dir")
 
+# postgres_server (one real PostgreSQL per session) and postgres_url (a database per test)
+pytest_plugins = ("tests.support.postgres",)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def state_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -50,6 +50,7 @@ CANCEL_WAIT_S = 25.0  # how long DELETE waits for a cancelled job's record to be
 SHUTDOWN_GRACE_S = 5.0
 POLL_S = 0.5
 ORPHAN_CHECK_S = 5.0  # how often the leader looks for running records nobody trains
+WAKE_EVERY_S = 5.0  # with a change feed, event streams still look at the database this often
 
 
 class JobManager:
@@ -70,6 +71,7 @@ class JobManager:
         self._poller: asyncio.Task[None] | None = None
         self._next_sweep = 0.0
         self._next_orphan_check = 0.0
+        self._next_wake = 0.0
         self._pushed = False  # the store's change feed wakes event streams
         self.leader = False
         self.stopping = False
@@ -78,19 +80,20 @@ class JobManager:
 
     async def start(self) -> None:
         self.subscribers.loop = asyncio.get_running_loop()
-        self._pushed = self.store.listen(self._on_change)
-        self._try_lead()
+        self._pushed = await asyncio.to_thread(self.store.listen, self._on_change)
+        await self._try_lead()
         self._poller = asyncio.create_task(self._poll(), name="job-manager-poll")
 
-    def _try_lead(self) -> bool:
-        """Take the lead if nobody holds it; on success recover and dispatch."""
+    async def _try_lead(self) -> bool:
+        """Take the lead if nobody holds it; on success recover and dispatch. The database
+        and the cluster are asked from a thread: the event loop never waits on them."""
         if self.leader or self.stopping:
             return self.leader
-        if not self.store.try_lead():
+        if not await asyncio.to_thread(self.store.try_lead):
             return False
         self.leader = True
         self.executor.start()
-        self.recover()
+        await asyncio.to_thread(self.recover)
         self.dispatch()
         return True
 
@@ -108,14 +111,18 @@ class JobManager:
                 if self.leader and not self.store.still_leading():
                     log.warning("this process lost the lead of the job queue (database gone?)")
                     self.leader = False
+                now = time.monotonic()
+                if not self._pushed or now >= self._next_wake:
+                    # Followers' event streams re-read the database: every POLL_S without a
+                    # change feed, and now and then with one (it misses what happens while it
+                    # reconnects).
+                    self._next_wake = now + WAKE_EVERY_S
+                    self._wake_all()
                 if not self.leader:
-                    self._try_lead()
-                    if not self._pushed:
-                        self._wake_all()  # followers' event streams re-read the database
+                    await self._try_lead()
                     continue
                 self.dispatch()  # jobs queued by other processes
-                self._take_cancels()
-                now = time.monotonic()
+                await asyncio.to_thread(self._take_cancels)
                 if now >= self._next_orphan_check:
                     self._next_orphan_check = now + ORPHAN_CHECK_S
                     await asyncio.to_thread(self.recover)
@@ -283,7 +290,7 @@ class JobManager:
                 return self.view(job_id)
             if status in TERMINAL:
                 raise Conflict(f"job {job_id} has already {status}; there is nothing to cancel")
-        if not self.executor.cancel(job_id):
+        if not await asyncio.to_thread(self.executor.cancel, job_id):
             self.store.request_cancel(job_id)  # the leader runs it: ask through the store
         # The record is final as soon as the run reports it stopped (within one step).
         deadline = time.monotonic() + CANCEL_WAIT_S

@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import torch
 from pydantic import BaseModel
@@ -57,6 +57,12 @@ class WorkerSpec(BaseModel):
     torch_threads: int = 1
     nice: int = 0
     progress_interval_s: float = 0.5
+
+
+class MessageSink(Protocol):
+    """Where ``run`` reports: a ``Channel`` (stdout), or a Ray actor's record writer."""
+
+    def send(self, kind: str, **payload: Any) -> None: ...
 
 
 class Channel:
@@ -120,7 +126,7 @@ def warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run(spec: WorkerSpec, channel: Channel, should_stop: Callable[[], bool]) -> None:
+def run(spec: WorkerSpec, channel: MessageSink, should_stop: Callable[[], bool]) -> None:
     started = time.perf_counter()
     try:
         torch.set_num_threads(spec.torch_threads)

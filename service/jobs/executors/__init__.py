@@ -15,11 +15,11 @@ __all__ = ["Executor", "LaunchError", "make_executor"]
 def make_executor(
     settings: Settings, store: JobStore, records: RecordWriter, on_done: Callable[[], None]
 ) -> Executor:
-    """The executor the settings name; ``on_done`` is called when a local slot frees."""
+    """The executor the settings name; ``on_done`` is called when a run ends (a slot frees)."""
     if settings.jobs_executor == "ray":
         from service.jobs.executors.ray import RayExecutor  # the optional extra
 
-        return RayExecutor(settings, store)
+        return RayExecutor(settings, store, notify=records.notify, on_done=on_done)
     from service.jobs.executors.local import LocalExecutor
 
     return LocalExecutor(settings, records, on_done)

@@ -114,8 +114,8 @@ class LocalExecutor:
     def spares_ready(self) -> int:
         """Spares that have imported torch (their ``ready`` line is waiting to be read)."""
         with self._lock:
-            spares = [p for p in self._spares if p.poll() is None and p.stdout is not None]
-        return sum(bool(select.select([p.stdout], [], [], 0)[0]) for p in spares)
+            pipes = [p.stdout for p in self._spares if p.poll() is None and p.stdout is not None]
+        return sum(bool(select.select([pipe], [], [], 0)[0]) for pipe in pipes)
 
     def _process(self) -> subprocess.Popen[str]:
         while self._spares:
