@@ -35,10 +35,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.live import Server, live_server  # noqa: E402 - after the path is set
 from tests.support.postgres import PostgresServer, start_postgres  # noqa: E402
 from tests.support.ray_cluster import RayCluster  # noqa: E402
-
-from tests.support.live import Server, live_server  # noqa: E402 - after the path is set
 
 JOB = {"epochs": 1, "train_samples": 512, "test_samples": 64, "log_every": 8}
 RESULTS = ROOT / "benchmarks" / "results" / "fleet.md"
@@ -88,7 +87,7 @@ def throughput(server: Server, jobs: int) -> dict[str, Any]:
 
 def one_start(server: Server, seed: int) -> dict[str, float]:
     job_id, posted = _post(server, seed)
-    _until(server, job_id, lambda j: (j.get("progress") or {}).get("global_step", 0) > 0)
+    _until(server, job_id, lambda j: ((j.get("progress") or {}).get("global_step") or 0) > 0)
     first_step = time.monotonic() - posted
     record = _until(server, job_id, lambda j: j["status"] in TERMINAL)
     return {"worker_start_s": record["timings"]["worker_start_s"], "first_step_s": first_step}

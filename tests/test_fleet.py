@@ -43,11 +43,12 @@ ENDLESS = {"epochs": 1000, "train_samples": 512, "test_samples": 32, "seed": 9}
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
     server = start_postgres()
+    pid = server.pid
     try:
         yield server
     finally:
         server.stop()
-    assert not _alive(server.pid)
+    assert not _alive(pid)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +148,8 @@ def test_two_replicas_share_jobs_on_postgres_and_ray(
         # B downloads the model A's job trained, and predicts with it.
         model = httpx.get(f"{b.url}/v1/jobs/{short}/model", timeout=30)
         assert model.status_code == 200 and len(model.content) == final["model"]["bytes"]
-        images = read_idx(FIXTURE / FILE_NAMES["test_images"])[:8]
-        labels = read_idx(FIXTURE / FILE_NAMES["test_labels"])[:8]
+        images = read_idx(FIXTURE / FILE_NAMES["test_images"], 3)[:8]
+        labels = read_idx(FIXTURE / FILE_NAMES["test_labels"], 1)[:8]
         body = {
             "images": {
                 "shape": [8, 28, 28],
@@ -165,7 +166,7 @@ def test_two_replicas_share_jobs_on_postgres_and_ray(
         )
 
         # B cancels a job that trains on the cluster: it stops within a step or so.
-        _wait(b, endless, lambda job: (job.get("progress") or {}).get("global_step", 0) > 0)
+        _wait(b, endless, lambda job: ((job.get("progress") or {}).get("global_step") or 0) > 0)
         asked = time.monotonic()
         cancelled = httpx.delete(f"{b.url}/v1/jobs/{endless}", timeout=60)
         took = time.monotonic() - asked
@@ -177,8 +178,11 @@ def test_two_replicas_share_jobs_on_postgres_and_ray(
         # Both replicas list the same jobs.
         assert _ids(a) == _ids(b)
 
-        # A dies while a job trains; the job goes on and its record completes.
-        _wait(b, longer, lambda job: (job.get("progress") or {}).get("global_step", 0) > 0)
+        # A leads (it started first: only the leader logs where the state is) and dies while
+        # a job trains; the job goes on and its record completes.
+        assert any("state: database" in line for line in a.log_lines())
+        assert not any("state: database" in line for line in b.log_lines())
+        _wait(b, longer, lambda job: ((job.get("progress") or {}).get("global_step") or 0) > 0)
         os.killpg(a.pid, signal.SIGKILL)
         a.process.wait(30)
         assert not _alive(a.pid)
