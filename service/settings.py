@@ -212,8 +212,8 @@ class Settings(BaseSettings):
     )
     ray_address: str = Field(
         "auto",
-        description="The Ray cluster of the `ray` executor (`ray://host:10001`, `host:6379`); "
-        "`auto`: the cluster running on this host.",
+        description="The Ray cluster of the `ray` executor: its head's GCS address "
+        "(`host:6379`); `auto`: the cluster running on this host.",
     )
     ray_namespace: str = Field(
         "loss-service", min_length=1, description="Ray namespace of the training actors."

@@ -80,19 +80,20 @@ class JobManager:
 
     async def start(self) -> None:
         self.subscribers.loop = asyncio.get_running_loop()
-        self._pushed = self.store.listen(self._on_change)
-        self._try_lead()
+        self._pushed = await asyncio.to_thread(self.store.listen, self._on_change)
+        await self._try_lead()
         self._poller = asyncio.create_task(self._poll(), name="job-manager-poll")
 
-    def _try_lead(self) -> bool:
-        """Take the lead if nobody holds it; on success recover and dispatch."""
+    async def _try_lead(self) -> bool:
+        """Take the lead if nobody holds it; on success recover and dispatch. The database
+        and the cluster are asked from a thread: the event loop never waits on them."""
         if self.leader or self.stopping:
             return self.leader
-        if not self.store.try_lead():
+        if not await asyncio.to_thread(self.store.try_lead):
             return False
         self.leader = True
         self.executor.start()
-        self.recover()
+        await asyncio.to_thread(self.recover)
         self.dispatch()
         return True
 
@@ -118,10 +119,10 @@ class JobManager:
                     self._next_wake = now + WAKE_EVERY_S
                     self._wake_all()
                 if not self.leader:
-                    self._try_lead()
+                    await self._try_lead()
                     continue
                 self.dispatch()  # jobs queued by other processes
-                self._take_cancels()
+                await asyncio.to_thread(self._take_cancels)
                 if now >= self._next_orphan_check:
                     self._next_orphan_check = now + ORPHAN_CHECK_S
                     await asyncio.to_thread(self.recover)
@@ -289,7 +290,7 @@ class JobManager:
                 return self.view(job_id)
             if status in TERMINAL:
                 raise Conflict(f"job {job_id} has already {status}; there is nothing to cancel")
-        if not self.executor.cancel(job_id):
+        if not await asyncio.to_thread(self.executor.cancel, job_id):
             self.store.request_cancel(job_id)  # the leader runs it: ask through the store
         # The record is final as soon as the run reports it stopped (within one step).
         deadline = time.monotonic() + CANCEL_WAIT_S
