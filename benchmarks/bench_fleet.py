@@ -42,6 +42,13 @@ from tests.support.ray_cluster import RayCluster  # noqa: E402
 JOB = {"epochs": 1, "train_samples": 512, "test_samples": 64, "log_every": 8}
 RESULTS = ROOT / "benchmarks" / "results" / "fleet.md"
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# Two jobs train at once; all 20 may wait; one client posting them all is not rate limited.
+COMMON = {
+    "max_concurrent_jobs": "2",
+    "max_queued_jobs": "32",
+    "rate_limit_per_s": "0",
+    "job_progress_interval_s": "0.05",
+}
 
 
 def _post(server: Server, seed: int) -> tuple[str, float]:
@@ -94,7 +101,7 @@ def one_start(server: Server, seed: int) -> dict[str, float]:
 
 
 def _local(home: Path, **settings: str) -> AbstractContextManager[Server]:
-    return live_server(home, max_concurrent_jobs="2", job_progress_interval_s="0.05", **settings)
+    return live_server(home, **COMMON, **settings)
 
 
 def _fleet(
@@ -106,8 +113,7 @@ def _fleet(
         database_url=postgres.url_for(db),
         jobs_executor="ray",
         ray_address=cluster.address,
-        max_concurrent_jobs="2",
-        job_progress_interval_s="0.05",
+        **COMMON,
         **settings,
     )
 
