@@ -3,11 +3,15 @@
 Training runs in its own process so that it never holds the server's GIL or event loop, and so
 that its torch thread count and CPU priority are its own. The protocol is JSON lines:
 
-- stdin: first the job (``WorkerSpec`` as JSON), then ``cancel`` lines. End of input means the
-  server is gone (even after SIGKILL): the worker stops at once, so no orphan keeps training.
-- stdout: one message per line: ``ready`` (torch is imported: a warm spare waits for its job),
-  ``started``, ``phase``, ``download``, ``progress``, ``loss``, ``epoch``, then exactly one of
-  ``succeeded``, ``failed`` or ``cancelled``.
+- stdin: a job (``WorkerSpec`` as JSON) after each ``ready``, and ``cancel <job id>`` lines.
+  End of input means the server is gone (even after SIGKILL) or no longer needs this process:
+  it exits at once, so no orphan keeps training.
+- stdout: one message per line: ``ready`` (torch is imported: the process waits for a job),
+  then for each job ``started``, ``phase``, ``download``, ``progress``, ``loss``, ``epoch``,
+  exactly one of ``succeeded``, ``failed`` or ``cancelled``, and ``ready`` again.
+
+A process trains up to ``JOBS_PER_PROCESS`` jobs one after the other, so the next job starts
+on a warm process instead of paying ``import torch`` again.
 
 Anything else printed (warnings, stray prints) goes to stderr, never into the protocol.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import sys
 import threading
@@ -44,6 +49,10 @@ from service.jobs.training import (
     train,
 )
 from service.processes import die_with_parent
+
+# A process trains this many jobs, then exits and is replaced: whatever one run leaves behind
+# (allocator caches, a leak in a library) stays bounded.
+JOBS_PER_PROCESS = 50
 
 
 class WorkerSpec(BaseModel):
@@ -86,12 +95,37 @@ def _finite(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def _watch_stdin(stream: IO[str], stop: threading.Event) -> None:
-    for line in stream:
-        if line.strip() == "cancel":
-            stop.set()
-    # End of input: the server closed our stdin or died. Nobody will read our results.
-    os._exit(4)
+class Inbox:
+    """Reads stdin in its own thread: job specs are queued for the main loop, ``cancel <id>``
+    stops the job with that id (a late cancel of an earlier job is ignored)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.jobs: queue.Queue[str] = queue.Queue()
+        self.current: str | None = None
+        self.cancelled: set[str] = set()
+        self.stop = threading.Event()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            words = line.split()
+            if words[:1] == ["cancel"]:
+                if len(words) > 1:
+                    self.cancelled.add(words[1])
+                if len(words) == 1 or words[1] == self.current:
+                    self.stop.set()
+            elif words:
+                self.jobs.put(line)
+        # End of input: the server closed our stdin or died. Nobody will read our results.
+        os._exit(0 if self.current is None else 4)
+
+    def next_job(self) -> WorkerSpec:
+        spec = WorkerSpec.model_validate_json(self.jobs.get())
+        self.stop.clear()
+        self.current = spec.job_id
+        if spec.job_id in self.cancelled:  # asked before this loop took the job
+            self.stop.set()
+        return spec
 
 
 def main() -> None:
@@ -100,23 +134,23 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     channel = Channel(protocol_out)
-    # A warm spare waits here, torch imported, until the server hands it a job.
     warm_up()
-    channel.send("ready")
-    line = sys.stdin.readline()
-    if not line:
-        os._exit(0)  # a spare the server no longer needs
-    spec = WorkerSpec.model_validate_json(line)
-    stop = threading.Event()
-    threading.Thread(target=_watch_stdin, args=(sys.stdin, stop), daemon=True).start()
-    if spec.nice:
-        with contextlib.suppress(OSError):
-            os.nice(spec.nice)
-    run(spec, channel, stop.is_set)
-    protocol_out.flush()
-    sys.stderr.flush()
-    # Everything is reported and the model file is in place: skip the interpreter's teardown
-    # (seconds for torch on a busy machine), so the slot frees at once.
+    inbox = Inbox(sys.stdin)
+    niced = False
+    for _ in range(JOBS_PER_PROCESS):
+        # Warm, torch imported: wait for a job (the first, or the next after one).
+        channel.send("ready")
+        spec = inbox.next_job()
+        if spec.nice and not niced:
+            niced = True
+            with contextlib.suppress(OSError):
+                os.nice(spec.nice)
+        run(spec, channel, inbox.stop.is_set)
+        inbox.current = None
+        protocol_out.flush()
+        sys.stderr.flush()
+    # Everything is reported and the model files are in place: skip the interpreter's teardown
+    # (seconds for torch on a busy machine).
     os._exit(0)
 
 

@@ -42,14 +42,14 @@ def test_a_warm_worker_starts_a_job_in_well_under_a_second(
     first = client.post("/v1/jobs/mnist", json=QUICK).json()
     done = wait_for_job(client, first["id"], {"succeeded"})
     warm = done["timings"]["worker_start_s"]
-    # The used spare is replaced at once, so the next job is warm too.
+    # The process that trained it waits for the next job, which starts warm too.
     wait_until(lambda: _spare_ready(client), timeout=120)
     second = wait_for_job(
         client, client.post("/v1/jobs/mnist", json=QUICK).json()["id"], {"succeeded"}
     )
     print(f"worker_start_s warm: {warm:.3f} s, {second['timings']['worker_start_s']:.3f} s")
     assert warm < 1.0 and second["timings"]["worker_start_s"] < 1.0
-    assert len(_workers()) == 1  # the new spare, and nothing else
+    assert len(_workers()) == 1  # the one process, waiting again, and nothing else
 
 
 def test_without_warm_workers_a_job_starts_cold(jobs_client: Callable[..., Any]) -> None:
@@ -65,7 +65,29 @@ def test_without_warm_workers_a_job_starts_cold(jobs_client: Callable[..., Any])
 
 @pytest.mark.parametrize("warm", [0, 2])
 def test_stopping_leaves_no_training_process(make_client: Callable[..., Any], warm: int) -> None:
-    client = make_client(job_warm_workers=warm)
+    client = make_client(job_warm_workers=warm, max_concurrent_jobs=2)
     assert len(client.app.state.job_manager.executor._spares) == warm
     client.__exit__(None, None, None)
     assert _workers() == []
+
+
+def test_one_process_trains_queued_jobs_one_after_the_other(
+    jobs_client: Callable[..., Any],
+) -> None:
+    """Jobs waiting in the queue run on the process that trained the one before: warm."""
+    client = jobs_client(job_warm_workers=1)
+    wait_until(lambda: _spare_ready(client), timeout=120)
+    ids = [client.post("/v1/jobs/mnist", json={**QUICK, "seed": s}).json()["id"] for s in range(4)]
+    jobs = [wait_for_job(client, job_id, {"succeeded"}) for job_id in ids]
+    starts = [job["timings"]["worker_start_s"] for job in jobs]
+    print("worker_start_s of four queued jobs:", [f"{s:.3f}" for s in starts])
+    assert max(starts) < 1.0
+    assert len(_workers()) == 1
+    # Same seed, same numbers, whether the process is fresh or has trained before.
+    again = wait_for_job(
+        client, client.post("/v1/jobs/mnist", json={**QUICK, "seed": 0}).json()["id"], {"succeeded"}
+    )
+    numbers = ("train_loss", "test_loss", "test_accuracy")
+    assert [[m[k] for k in numbers] for m in again["metrics"]] == [
+        [m[k] for k in numbers] for m in jobs[0]["metrics"]
+    ]

@@ -1,9 +1,11 @@
 """The local executor: each job is a training process (``python -m service.jobs.worker``) on
 this host, started by the leading server process, which turns its stdout into record updates.
 
-A warm spare process (``LOSS_SERVICE_JOB_WARM_WORKERS``) has already imported torch and waits
-for its job on stdin, so a job on a warm system starts training in well under a second
-instead of the seconds ``import torch`` takes. The spare is replaced as soon as it is used.
+Processes are warm and reused: a process has imported torch before its first job, and after a
+job it says ``ready`` and waits for the next, so a job on a warm system starts training in well
+under a second instead of the seconds ``import torch`` takes. Idle, up to
+``LOSS_SERVICE_JOB_WARM_WORKERS`` of them are kept (more while jobs are queued); a spare is
+started beside a running job only while there is a free slot for a second one.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class LocalExecutor:
         self._running: dict[str, RunningJob] = {}
         self._readers: list[threading.Thread] = []
         self._spares: list[subprocess.Popen[str]] = []
+        self._warm: set[int] = set()  # pids of spares whose ``ready`` was already read
         self._active = False
         self.stopping = False
 
@@ -98,12 +101,14 @@ class LocalExecutor:
         return device_problem(device)
 
     def _refill(self) -> None:
-        """Keep ``job_warm_workers`` spare processes (while leading, not stopping)."""
+        """Start spares up to ``job_warm_workers`` while leading (never more processes than
+        ``max_concurrent_jobs`` can use)."""
         self._spares = [p for p in self._spares if p.poll() is None]
         while (
             self._active
             and not self.stopping
-            and len(self._spares) < (self.settings.job_warm_workers)
+            and len(self._spares) < self.settings.job_warm_workers
+            and len(self._running) + len(self._spares) < self.settings.max_concurrent_jobs
         ):
             try:
                 self._spares.append(spawn_worker(self.settings))
@@ -114,15 +119,33 @@ class LocalExecutor:
     def spares_ready(self) -> int:
         """Spares that have imported torch (their ``ready`` line is waiting to be read)."""
         with self._lock:
-            pipes = [p.stdout for p in self._spares if p.poll() is None and p.stdout is not None]
-        return sum(bool(select.select([pipe], [], [], 0)[0]) for pipe in pipes)
+            return sum(self._is_ready(p) for p in self._spares)
+
+    def _is_ready(self, process: subprocess.Popen[str]) -> bool:
+        if process.poll() is not None:
+            return False
+        if process.pid in self._warm:
+            return True
+        return process.stdout is not None and bool(select.select([process.stdout], [], [], 0)[0])
 
     def _process(self) -> subprocess.Popen[str]:
-        while self._spares:
-            spare = self._spares.pop(0)
-            if spare.poll() is None:
-                return spare
+        """A ready spare, else the spare started first, else a new process."""
+        self._spares = [p for p in self._spares if p.poll() is None]
+        ready = [p for p in self._spares if self._is_ready(p)]
+        if ready or self._spares:
+            process = (ready or self._spares)[0]
+            self._spares.remove(process)
+            self._warm.discard(process.pid)
+            return process
         return spawn_worker(self.settings)
+
+    def _keep(self, process: subprocess.Popen[str]) -> bool:
+        """Whether a process that finished a job waits for the next one."""
+        if not self._active or self.stopping or process.poll() is not None:
+            return False
+        if len(self._spares) < self.settings.job_warm_workers:
+            return True
+        return self.records.store.count("queued") > 0  # the dispatcher takes it at once
 
     def launch(self, record: Record) -> None:
         job_id = record["id"]
@@ -185,12 +208,12 @@ class LocalExecutor:
 
     def _send_cancel(self, job: RunningJob) -> None:
         if not job.started_up:
-            # Still importing torch: nothing to save and nobody reading stdin yet; stop it now.
+            # Not yet training (still importing torch, perhaps): nothing to save; stop it now.
             with contextlib.suppress(OSError):
                 job.process.kill()
             return
         with contextlib.suppress(OSError, ValueError):
-            job.process.stdin.write("cancel\n")
+            job.process.stdin.write(f"cancel {job.job_id}\n")
             job.process.stdin.flush()
 
     def _kill_if_ignored(self, job: RunningJob) -> None:
@@ -202,6 +225,7 @@ class LocalExecutor:
     def _read(self, job: RunningJob) -> None:
         """Turn the worker's stdout into record updates (its own thread)."""
         process = job.process
+        reusable = False
         try:
             for line in process.stdout:
                 try:
@@ -209,12 +233,18 @@ class LocalExecutor:
                 except orjson.JSONDecodeError:
                     log.warning("job %s: unreadable worker line %r", job.job_id, line[:200])
                     continue
+                if message.get("type") == "ready":
+                    if job.terminal_seen:  # the job is over and the process waits for the next
+                        reusable = True
+                        break
+                    continue  # a spare's first line, before it read this job
                 with self._lock:
                     self.records.on_message(job, message)
-            code = process.wait()
-            if not job.terminal_seen:
-                with self._lock:
-                    self.records.on_exit(job, code, self.stopping)
+            if not reusable:
+                code = process.wait()
+                if not job.terminal_seen:
+                    with self._lock:
+                        self.records.on_exit(job, code, self.stopping)
         except Exception:  # pragma: no cover - keep the record consistent whatever happens
             log.exception("job %s: reader failed", job.job_id)
             with contextlib.suppress(Exception):
@@ -222,13 +252,20 @@ class LocalExecutor:
                 with self._lock:
                     self.records.on_exit(job, -1, self.stopping)
         finally:
-            with contextlib.suppress(OSError):
-                if process.stdin is not None:
-                    process.stdin.close()
             with self._lock:
                 self._running.pop(job.job_id, None)
                 with contextlib.suppress(ValueError):
                     self._readers.remove(threading.current_thread())
+                kept = reusable and self._keep(process)
+                if kept:
+                    self._spares.insert(0, process)
+                    self._warm.add(process.pid)
+            if not kept:
+                with contextlib.suppress(OSError):
+                    if process.stdin is not None:
+                        process.stdin.close()  # an idle process exits when its input ends
+                if reusable:
+                    process.wait()
             job.settled.set()
             job.finished.set()
             if not self.stopping:
