@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import logging
 import shutil
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,46 +29,19 @@ from typing import IO, Any
 
 import orjson
 
-from service.jobs.database import JobDatabaseError
 from service.jobs.stores.base import (
-    PROGRESS_EVENTS_KEPT,
     TERMINAL_STATUSES,
     ChangeCallback,
     DamagedRecord,
     Record,
 )
+from service.jobs.stores.sqlite_schema import open_database
+from service.jobs.stores.sqlite_series import SeriesAndEvents, dumps
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
-CREATE TABLE IF NOT EXISTS job_events (
-    job_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (job_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS job_cancels (job_id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS job_loss_points (
-    job_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    point TEXT NOT NULL,
-    PRIMARY KEY (job_id, n)
-) WITHOUT ROWID;
-"""
 
-# Columns added after the first release; databases written before them gain them at open.
-ADDED_COLUMNS = {"owner": "TEXT", "finished_at": "TEXT"}
-
-
-class SqliteJobStore:
+class SqliteJobStore(SeriesAndEvents):
     def __init__(self, path: Path, models_dir: Path | None = None) -> None:
         self.path = path
         self.where = str(path)
@@ -78,47 +50,7 @@ class SqliteJobStore:
         self._leading = False
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        try:
-            if str(path) != ":memory:":
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise JobDatabaseError.classify(path, exc) from exc
-        try:
-            with self._lock:
-                self._db.execute("PRAGMA busy_timeout=5000")
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                check = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(3)")]
-                if check != ["ok"]:
-                    more = f" (and {len(check) - 1} more problems)" if len(check) > 1 else ""
-                    raise JobDatabaseError(path, check[0] + more, damaged=True)
-                self._db.executescript(SCHEMA)
-                self._migrate()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise JobDatabaseError.classify(path, exc) from exc
-        except JobDatabaseError:
-            self._db.close()
-            raise
-
-    def _migrate(self) -> None:
-        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(jobs)")}
-        added = [name for name in ADDED_COLUMNS if name not in present]
-        for name in added:
-            self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {ADDED_COLUMNS[name]}")
-        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, status)")
-        if "finished_at" in added:  # fill it in for records written before the column existed
-            rows = self._db.execute(
-                "SELECT id, record FROM jobs WHERE status IN (?, ?, ?)", TERMINAL_STATUSES
-            ).fetchall()
-            for job_id, text in rows:
-                record = self._parse(str(job_id), text)
-                if record is not None:
-                    self._db.execute(
-                        "UPDATE jobs SET finished_at = ? WHERE id = ?",
-                        (record.get("finished_at"), job_id),
-                    )
+        self._db = open_database(path)
 
     def close(self) -> None:
         with self._lock:
@@ -178,7 +110,7 @@ class SqliteJobStore:
                 (
                     record["id"],
                     record["status"],
-                    _dumps(record),
+                    dumps(record),
                     owner,
                     record.get("finished_at"),
                 ),
@@ -198,7 +130,7 @@ class SqliteJobStore:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "UPDATE jobs SET status = ?, record = ?, finished_at = ? WHERE id = ?",
-                (record["status"], _dumps(record), record.get("finished_at"), record["id"]),
+                (record["status"], dumps(record), record.get("finished_at"), record["id"]),
             )
             seq = self._append(record["id"], event, data or {}) if event else 0
             if done is not None:
@@ -217,7 +149,7 @@ class SqliteJobStore:
                 "WHERE id = ? AND status = ?",
                 (
                     record["status"],
-                    _dumps(record),
+                    dumps(record),
                     record.get("finished_at"),
                     record["id"],
                     expected,
@@ -369,84 +301,3 @@ class SqliteJobStore:
             return None
         record: Record = value
         return record
-
-    # Loss series
-
-    def add_point(self, job_id: str, n: int, point: Record) -> None:
-        """Store the loss point with index ``n`` (one insert, whatever the series' length)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO job_loss_points (job_id, n, point) VALUES (?, ?, ?)",
-                (job_id, n, _dumps(point)),
-            )
-
-    def thin_points(self, job_id: str, stride: int) -> int:
-        """Keep only the points whose index is a multiple of ``stride``; how many are left."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "DELETE FROM job_loss_points WHERE job_id = ? AND n % ? != 0", (job_id, stride)
-            )
-            row = self._db.execute(
-                "SELECT count(*) FROM job_loss_points WHERE job_id = ?", (job_id,)
-            ).fetchone()
-        return int(row[0])
-
-    def with_points(self, records: list[Record]) -> list[Record]:
-        """Copies of ``records`` whose ``train_loss_series.points`` come from the points
-        table (records written before it keep the points in their JSON)."""
-        if not records:
-            return records
-        ids = [record["id"] for record in records]
-        marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT job_id, point FROM job_loss_points WHERE job_id IN ({marks}) "
-                "ORDER BY job_id, n",
-                ids,
-            ).fetchall()
-        points: dict[str, list[str]] = {}
-        for job_id, text in rows:
-            points.setdefault(str(job_id), []).append(str(text))
-        result = []
-        for record in records:
-            texts = points.get(record["id"])
-            if texts:
-                series = {**record["train_loss_series"]}
-                series["points"] = orjson.loads("[" + ",".join(texts) + "]")
-                record = {**record, "train_loss_series": series}
-            result.append(record)
-        return result
-
-    # Events
-
-    def _append(self, job_id: str, event: str, data: Record) -> int:
-        row = self._db.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM job_events WHERE job_id = ?", (job_id,)
-        ).fetchone()
-        seq = int(row[0])
-        self._db.execute(
-            "INSERT INTO job_events (job_id, seq, event, data) VALUES (?, ?, ?, ?)",
-            (job_id, seq, event, _dumps(data)),
-        )
-        if event == "progress" and seq > PROGRESS_EVENTS_KEPT:
-            # A long job sends one every LOSS_SERVICE_JOB_PROGRESS_INTERVAL_S: keep the
-            # latest ones only, so the log of a job stays small however long it trains.
-            self._db.execute(
-                "DELETE FROM job_events WHERE job_id = ? AND seq < ? AND event = 'progress'",
-                (job_id, seq - PROGRESS_EVENTS_KEPT),
-            )
-        return seq
-
-    def events_after(self, job_id: str, after: int) -> list[tuple[int, str, str]]:
-        """Events of ``job_id`` with ids above ``after``: (id, name, JSON data)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, event, data FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq",
-                (job_id, after),
-            ).fetchall()
-        return [(int(seq), str(event), str(data)) for seq, event, data in rows]
-
-
-def _dumps(value: Record) -> str:
-    return orjson.dumps(value).decode()
