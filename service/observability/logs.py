@@ -43,7 +43,9 @@ class JsonFormatter(logging.Formatter):
         if rid:
             entry["request_id"] = rid
         for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRIBUTES and key not in entry:
+            # Private attributes are other libraries' bookkeeping (Ray stamps every record
+            # with ``_ray_timestamp_ns`` once it is imported), not fields of the line.
+            if key not in _STANDARD_ATTRIBUTES and key not in entry and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
