@@ -7,6 +7,7 @@ sees the same pool and nothing is kept on the side. Taking an actor is its atomi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -28,8 +29,8 @@ SHAPES = ("cpu", "gpu")
 ACTOR_CONCURRENCY = 16
 ASK_TIMEOUT_S = 5.0  # an actor that answers no faster is busy starting (or lost)
 POLL_S = 1.0
-TAKE_ATTEMPTS = 3  # another leader may claim the actor this one chose: choose again
 RETIRE_AFTER_S = 120.0
+RELEASE_WAIT_S = 600.0  # a starting actor's unwanted claim is given back once it starts
 
 TrainerRemote: Any = ray.remote(TrainerActor)
 
@@ -150,26 +151,52 @@ class ActorPool:
     def take(
         self, job_id: str, shape: str, given_up: Callable[[], bool], timeout_s: float
     ) -> tuple[str, Any] | None:
-        """An actor of ``shape`` claimed for ``job_id``: an idle one, else one still starting,
-        else a new one (cold). None when ``given_up()`` or nothing started in ``timeout_s``."""
+        """An actor of ``shape`` claimed for ``job_id``: whichever is ready first of the idle
+        ones (asked again every ``POLL_S``: a busy one frees when its job ends) and those still
+        starting (a new one, cold, when there is none). An actor that cannot be placed (its
+        CPUs are held by the others) never blocks a job that another actor can run. None when
+        ``given_up()`` or nothing was ready in ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
-        for _ in range(TAKE_ATTEMPTS):
+        claims: dict[str, Any] = {}  # starting actors asked to claim the job: name -> ref
+        created = False
+        while not given_up() and time.monotonic() < deadline:
             actors = self.actors(shape)
             answered = set()
-            for name, current in self.answers(actors):
+            for name, current in self.answers({n: h for n, h in actors.items() if n not in claims}):
                 answered.add(name)
                 if current is None and self.ask(actors[name].claim.remote(job_id), False):
+                    self._release_later(claims, job_id)
                     return name, actors[name]
-            starting = [name for name in actors if name not in answered]
-            name = starting[0] if starting else self.create(shape)
-            handle = actors.get(name) or self._handles[name]
-            ref = handle.claim.remote(job_id)
-            while not ray.wait([ref], timeout=POLL_S)[0]:
-                if given_up() or time.monotonic() > deadline:
-                    return None
-            if ray.get(ref):  # an actor that failed to start raises here
-                return name, handle
+            starting = [n for n in actors if n not in answered and n not in claims]
+            if not claims and not starting and not created:
+                starting, created = [self.create(shape)], True
+            for name in starting:
+                claims[name] = self._handles[name].claim.remote(job_id)
+            if not claims:
+                time.sleep(POLL_S)
+                continue
+            ready, _ = ray.wait(list(claims.values()), num_returns=1, timeout=POLL_S)
+            for name, ref in list(claims.items()):
+                if ref in ready:
+                    del claims[name]
+                    if self.ask(ref, False):  # False too when the actor failed to start
+                        self._release_later(claims, job_id)
+                        return name, self._handles[name]
+        self._release_later(claims, job_id)
         return None
+
+    def _release_later(self, claims: dict[str, Any], job_id: str) -> None:
+        """Claims queued on actors still starting, no longer wanted: each is given back when
+        its actor starts, so that no idle actor seems to hold the job."""
+        for name, ref in claims.items():
+            handle = self._handles.get(name)
+
+            def give_back(ref: Any = ref, handle: Any = handle) -> None:
+                with contextlib.suppress(Exception):
+                    if handle is not None and ray.get(ref, timeout=RELEASE_WAIT_S):
+                        handle.release.remote(job_id)
+
+            threading.Thread(target=give_back, daemon=True).start()
 
     def create(self, shape: str) -> str:
         name = f"{actor_prefix(shape)}{uuid.uuid4().hex[:12]}"
