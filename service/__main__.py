@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from service import cli, server
 from service.jobs.database import check_job_database_or_exit
+from service.jobs.executors import check_executor_or_exit
 from service.jobs.stores.postgres_check import check_postgres_database_or_exit
 from service.server import WORKERS_VARIABLE
 from service.settings import Settings
@@ -21,6 +22,7 @@ def serve(settings: Settings) -> None:
         check_postgres_database_or_exit(settings.database_url)
     else:
         check_job_database_or_exit(settings.db_path)  # one line and exit 78 when unusable
+    check_executor_or_exit(settings)  # the ray executor without Ray: one line and exit 78
     server.serve(settings, settings.host, settings.port, settings.workers)
 
 

@@ -123,3 +123,24 @@ def test_flags_win_over_variables_and_reach_the_server(
     assert os.environ["LOSS_SERVICE_PORT"] == "9001"
     assert os.environ["LOSS_SERVICE_STATE_DIR"] == str(tmp_path / "s")
     assert Settings().port == 9001  # a uvicorn worker process reads the same
+
+
+def test_the_ray_executor_without_ray_stops_with_one_line_and_status_78(tmp_path: Path) -> None:
+    """As when the extra is not installed: ``import ray`` fails (here it is made to)."""
+    hidden = tmp_path / "hide"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None\n")
+    done = run(
+        "--port",
+        "1",
+        env={
+            "LOSS_SERVICE_STATE_DIR": str(tmp_path / "state"),
+            "LOSS_SERVICE_JOBS_EXECUTOR": "ray",
+            "PYTHONPATH": f"{hidden}{os.pathsep}{ROOT}",
+        },
+    )
+    assert done.returncode == 78
+    assert done.stderr.splitlines() == [
+        "loss-service: LOSS_SERVICE_JOBS_EXECUTOR=ray but Ray is not installed: "
+        "pip install 'loss-service[ray]'"
+    ]

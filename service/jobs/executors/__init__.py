@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from service.jobs.executors.base import Executor, LaunchError
@@ -9,7 +10,26 @@ from service.jobs.records import RecordWriter
 from service.jobs.stores import JobStore
 from service.settings import Settings
 
-__all__ = ["Executor", "LaunchError", "make_executor"]
+__all__ = ["Executor", "LaunchError", "check_executor_or_exit", "make_executor"]
+
+EXIT_CONFIG = 78  # EX_CONFIG, as for an unusable job database
+
+
+def check_executor_or_exit(settings: Settings) -> None:
+    """Before serving: the ``ray`` executor needs the ``ray`` extra; without it, one line on
+    stderr and exit 78 (installing it needs a person, restarting does not help)."""
+    if settings.jobs_executor != "ray":
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print(
+            "loss-service: LOSS_SERVICE_JOBS_EXECUTOR=ray but Ray is not installed: "
+            "pip install 'loss-service[ray]'",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 def make_executor(
