@@ -80,38 +80,66 @@ function button(text, action, job) {
   return node;
 }
 
-function renderTable() {
-  const body = $("jobs-table").querySelector("tbody");
-  body.replaceChildren();
-  for (const job of jobs.values()) {
-    const row = document.createElement("tr");
-    row.dataset.job = job.id;
-    row.dataset.status = job.status;
-    const check = document.createElement("input");
-    check.type = "checkbox";
-    check.checked = compared.has(job.id);
-    check.dataset.action = "compare";
-    check.setAttribute("aria-label", `compare job ${job.id}`);
-    const progress = job.progress && job.progress.fraction !== null && job.progress.fraction !== undefined
-      ? `${Math.round(job.progress.fraction * 100)}%` : job.progress ? job.progress.phase : "";
-    const last = job.metrics.length ? job.metrics[job.metrics.length - 1].test_accuracy : null;
-    const cells = [check, job.id.slice(0, 8), job.status, job.config.loss, String(job.config.learning_rate),
-      progress, last === null ? "" : last.toFixed(4)];
-    for (const cell of cells) {
-      const td = document.createElement("td");
-      td.append(cell);
-      row.append(td);
-    }
-    const actions = document.createElement("td");
+// Rows are updated in place, never rebuilt: a job sends several events a second, and a button
+// replaced that often could not be clicked.
+function newRow(job) {
+  const row = document.createElement("tr");
+  row.dataset.job = job.id;
+  const check = document.createElement("input");
+  check.type = "checkbox";
+  check.dataset.action = "compare";
+  check.setAttribute("aria-label", `compare job ${job.id}`);
+  for (const cell of [check, "", "", "", "", "", "", ""]) {
+    const td = document.createElement("td");
+    td.append(cell);
+    row.append(td);
+  }
+  return row;
+}
+
+function updateRow(row, job) {
+  row.dataset.status = job.status;
+  const tds = row.children;
+  tds[0].firstChild.checked = compared.has(job.id);
+  const progress = job.progress && job.progress.fraction !== null && job.progress.fraction !== undefined
+    ? `${Math.round(job.progress.fraction * 100)}%` : job.progress ? job.progress.phase : "";
+  const last = job.metrics.length ? job.metrics[job.metrics.length - 1].test_accuracy : null;
+  const texts = [job.id.slice(0, 8), job.status, job.config.loss, String(job.config.learning_rate),
+    progress, last === null ? "" : last.toFixed(4)];
+  texts.forEach((text, i) => {
+    if (tds[i + 1].textContent !== text) tds[i + 1].textContent = text;
+  });
+  const actions = tds[7];
+  const key = `${ACTIVE.has(job.status)} ${Boolean(job.model)}`;
+  if (actions.dataset.key !== key) {
+    actions.dataset.key = key;
+    actions.replaceChildren();
     if (ACTIVE.has(job.status)) actions.append(button("Cancel", "cancel", job));
     if (job.model) actions.append(button("Model", "model", job));
-    row.append(actions);
-    body.append(row);
   }
+}
+
+function renderTable() {
+  const body = $("jobs-table").querySelector("tbody");
+  const rows = new Map([...body.rows].map((row) => [row.dataset.job, row]));
+  let index = 0;
+  for (const job of jobs.values()) {
+    const row = rows.get(job.id) || newRow(job);
+    rows.delete(job.id);
+    updateRow(row, job);
+    if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
+    index += 1;
+  }
+  for (const row of rows.values()) row.remove();
   const select = $("predict-job");
-  const current = select.value;
-  select.replaceChildren(...[...jobs.values()].filter((j) => j.model).map((j) => new Option(label(j.id), j.id)));
-  if (current && [...select.options].some((o) => o.value === current)) select.value = current;
+  const models = [...jobs.values()].filter((j) => j.model);
+  const key = models.map((j) => j.id).join(" ");
+  if (select.dataset.key !== key) {
+    select.dataset.key = key;
+    const current = select.value;
+    select.replaceChildren(...models.map((j) => new Option(label(j.id), j.id)));
+    if (current && [...select.options].some((o) => o.value === current)) select.value = current;
+  }
 }
 
 async function refresh() {
