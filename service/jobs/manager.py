@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from service.jobs.access import EVERYONE, Caller, check_quota
 from service.jobs.config import JobConfig
 from service.jobs.executors import Executor, LaunchError, make_executor
 from service.jobs.limits import check_job_limits
-from service.jobs.records import TERMINAL, RecordWriter, now_iso, seconds_between
+from service.jobs.records import TERMINAL, RecordWriter, new_record, now_iso, seconds_between
 from service.jobs.retention import SWEEP_EVERY_S, delete_job, sweep
 from service.jobs.stores import DamagedRecord, JobStore, Record, open_store
 from service.jobs.stores.base import ChangeKind
@@ -145,22 +143,7 @@ class JobManager:
         for record in records:
             if self.executor.alive(record):
                 continue
-            progress = record.get("progress") or {}
-            where = (
-                f" at epoch {progress.get('epoch')}, step {progress.get('step')}"
-                if progress.get("epoch")
-                else ""
-            )
-            self.records.finish(
-                record,
-                "failed",
-                error={
-                    "reason": "interrupted",
-                    "message": f"the service stopped while this job was running{where}; "
-                    "start a new job to train again",
-                },
-                expected="running",
-            )
+            self.records.interrupt(record)
 
     async def stop(self) -> None:
         """Stop the executor: local runs become ``failed`` (interrupted), runs on a cluster
@@ -227,24 +210,8 @@ class JobManager:
         if problem:
             raise DeviceUnavailable.at(("body", "device"), problem)
         check_job_limits(config, self.settings)
-        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        effective = config.model_copy(update={"seed": seed})
-        job_id = uuid.uuid4().hex
-        record: Record = {
-            "id": job_id,
-            "status": "queued",
-            "config": effective.model_dump(mode="json"),
-            "created_at": now_iso(),
-            "started_at": None,
-            "finished_at": None,
-            "progress": None,
-            "metrics": [],
-            "train_loss_series": {"every_steps": config.log_every, "points": []},
-            "timings": {},
-            "device": None,
-            "error": None,
-            "model": None,
-        }
+        record = new_record(config)
+        job_id = record["id"]
         settings = self.settings
         with self._lock:
             if self.stopping:

@@ -9,14 +9,17 @@ Each point costs O(1) amortised, whatever ``log_every`` is.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from service.jobs.config import JobConfig
 from service.jobs.stores import JobStore, Record
 from service.observability.metrics import observe_job_event
 
@@ -25,6 +28,27 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_record(config: JobConfig) -> Record:
+    """The record of a job just submitted (``queued``), its seed drawn when the config has
+    none, so that every job can be repeated."""
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    return {
+        "id": uuid.uuid4().hex,
+        "status": "queued",
+        "config": config.model_copy(update={"seed": seed}).model_dump(mode="json"),
+        "created_at": now_iso(),
+        "started_at": None,
+        "finished_at": None,
+        "progress": None,
+        "metrics": [],
+        "train_loss_series": {"every_steps": config.log_every, "points": []},
+        "timings": {},
+        "device": None,
+        "error": None,
+        "model": None,
+    }
 
 
 def seconds_between(start: str | None, end: str) -> float | None:
@@ -84,6 +108,22 @@ class RecordWriter:
         observe_job_event(record["id"], "status", change)
         self.notify(record["id"])
         return record
+
+    def interrupt(self, record: Record) -> None:
+        """A ``running`` job that nobody trains any more (its server or actor died): failed,
+        reason ``interrupted``, with the epochs it finished kept."""
+        progress = record.get("progress") or {}
+        where = (
+            f" at epoch {progress.get('epoch')}, step {progress.get('step')}"
+            if progress.get("epoch")
+            else ""
+        )
+        error = {
+            "reason": "interrupted",
+            "message": f"the service stopped while this job was running{where}; "
+            "start a new job to train again",
+        }
+        self.finish(record, "failed", error=error, expected="running")
 
     def save_if(self, record: Record, expected: str, event: str, data: Record) -> bool:
         if not self.store.update_if(record, expected, event, data):
