@@ -23,13 +23,14 @@ def test_a_bucket_refills_at_its_rate() -> None:
 
 
 def test_past_the_burst_a_client_gets_429_with_retry_after(make_client: Any) -> None:
-    client: TestClient = make_client(rate_limit_per_s=0.5, rate_limit_burst=BURST)
+    # One token every 20 s: none comes back while the burst is spent, however slow the machine.
+    client: TestClient = make_client(rate_limit_per_s=0.05, rate_limit_burst=BURST)
     statuses = [client.get("/v1/losses").status_code for _ in range(BURST)]
     assert statuses == [200] * BURST
     refused = client.get("/v1/losses")
     assert refused.status_code == 429
-    # One token every 2 s: at most 2 s to wait (less if the requests above took a while).
-    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    # At most 20 s to wait (less if the requests above took a while).
+    assert 1 <= int(refused.headers["retry-after"]) <= 20
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert "LOSS_SERVICE_RATE_LIMIT_PER_S" in refused.json()["detail"]
     # Operations stay open to monitoring.
@@ -39,7 +40,7 @@ def test_past_the_burst_a_client_gets_429_with_retry_after(make_client: Any) -> 
 
 def test_each_api_key_has_its_own_bucket(make_client: Any) -> None:
     client: TestClient = make_client(
-        rate_limit_per_s=0.5, rate_limit_burst=BURST, api_keys="alpha-key, beta-key"
+        rate_limit_per_s=0.05, rate_limit_burst=BURST, api_keys="alpha-key, beta-key"
     )
     alpha = {"Authorization": "Bearer alpha-key"}
     beta = {"Authorization": "Bearer beta-key"}

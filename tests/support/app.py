@@ -25,7 +25,9 @@ def module_client(
         data_dir=root / "data",
         db_path=root / "var" / "jobs.sqlite3",
         models_dir=root / "var" / "models",
-        **{"rate_limit_per_s": 0, **overrides},  # thousands of requests from one client
+        # Thousands of requests from one client; no job is trained, so no spare training
+        # process importing torch beside the requests.
+        **{"rate_limit_per_s": 0, "job_warm_workers": 0, **overrides},
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
