@@ -144,3 +144,23 @@ def test_the_ray_executor_without_ray_stops_with_one_line_and_status_78(tmp_path
         "loss-service: LOSS_SERVICE_JOBS_EXECUTOR=ray but Ray is not installed: "
         "pip install 'loss-service[ray]'"
     ]
+
+
+def test_the_command_imports_no_metrics_before_it_sets_them_up() -> None:
+    """``loss-service`` creates PROMETHEUS_MULTIPROC_DIR before serving: a module that makes
+    metrics at import (or torch, seconds to import) must not be imported before that."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, service.__main__; "
+            "print(sorted(m for m in ('prometheus_client', 'service.observability.metrics', "
+            "'torch') if m in sys.modules))",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from service.jobs.executors.base import Executor, LaunchError
-from service.jobs.records import RecordWriter
-from service.jobs.stores import JobStore
-from service.settings import Settings
+
+if TYPE_CHECKING:  # not at import: ``loss-service`` imports this before it sets up metrics
+    from service.jobs.records import RecordWriter
+    from service.jobs.stores import JobStore
+    from service.settings import Settings
 
 __all__ = ["Executor", "LaunchError", "check_executor_or_exit", "make_executor"]
 
