@@ -30,7 +30,7 @@ from service.datasets.idx import read_idx
 from tests.jobs.conftest import FIXTURE
 from tests.support.live import Server, live_server
 from tests.support.postgres import PostgresServer, need, start_postgres
-from tests.support.ray_cluster import RayCluster, ray_available
+from tests.support.ray_cluster import RayCluster, alive, ray_available
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +70,6 @@ def _replica(home: Path, postgres: PostgresServer, cluster: RayCluster, database
         job_progress_interval_s="0.1",
         max_concurrent_jobs="2",
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _job(server: Server, job_id: str) -> dict[str, Any]:
@@ -185,7 +177,7 @@ def test_two_replicas_share_jobs_on_postgres_and_ray(
         _wait(b, longer, lambda job: ((job.get("progress") or {}).get("global_step") or 0) > 0)
         os.killpg(a.pid, signal.SIGKILL)
         a.process.wait(30)
-        assert not _alive(a.pid)
+        assert not alive(a.pid)
         done = _wait(b, longer, lambda job: job["status"] in ("succeeded", "failed", "cancelled"))
         assert done["status"] == "succeeded", done
         assert [m["epoch"] for m in done["metrics"]] == list(range(1, 7))

@@ -110,10 +110,11 @@ class JobManager:
                     log.warning("this process lost the lead of the job queue (database gone?)")
                     self.leader = False
                 now = time.monotonic()
-                if not self._pushed or now >= self._next_wake:
-                    # Followers' event streams re-read the database: every POLL_S without a
-                    # change feed, and now and then with one (it misses what happens while it
-                    # reconnects).
+                if (not self._pushed and not self.leader) or now >= self._next_wake:
+                    # Event streams re-read the database: a follower's every POLL_S without a
+                    # change feed (the leader hears its own runs), and every process's now and
+                    # then (runs on a cluster write past the leader; a reconnecting change feed
+                    # misses what happens meanwhile).
                     self._next_wake = now + WAKE_EVERY_S
                     self._wake_all()
                 if not self.leader:

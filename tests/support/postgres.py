@@ -18,7 +18,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+
+from tests.support.live import free_port
 
 BINARIES = Path("/usr/lib/postgresql")
 USER = "loss"  # the superuser the tests connect as
@@ -47,12 +48,6 @@ def need(condition: bool, what: str) -> None:
         if os.environ.get("LOSS_SERVICE_REQUIRE_TOOLS") == "1":
             pytest.fail(f"{what} is required here (LOSS_SERVICE_REQUIRE_TOOLS=1)")
         pytest.skip(f"{what} is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as() -> dict[str, Any]:

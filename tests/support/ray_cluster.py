@@ -188,8 +188,8 @@ class RayCluster:
 
     def leftovers(self) -> set[int]:
         """Processes of the cluster still alive (after ``stop``: none, or it failed)."""
-        alive = {pid for pid in self._seen if _alive(pid)}
-        return alive | self._naming_temp_dir()
+        running = {pid for pid in self._seen if alive(pid)}
+        return running | self._naming_temp_dir()
 
     def _naming_temp_dir(self) -> set[int]:
         marker = str(self.temp_dir).encode()
@@ -228,7 +228,8 @@ def _parents() -> dict[int, int]:
     return parents
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except OSError:

@@ -10,11 +10,8 @@ notifies the change feed (``postgres_coordination``) in its transaction.
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -25,8 +22,7 @@ from service.jobs.stores.base import (
     Record,
 )
 from service.jobs.stores.postgres_coordination import notify
-
-log = logging.getLogger(__name__)
+from service.jobs.stores.rows import RecordParser, dumps, with_point_rows
 
 
 class PostgresRecords:
@@ -35,7 +31,7 @@ class PostgresRecords:
     def __init__(self, pool: ConnectionPool[Connection[Any]], where: str) -> None:
         self._pool = pool
         self.where = where
-        self._warned: set[str] = set()
+        self._parser = RecordParser(where)
 
     def _transaction(self) -> contextlib.AbstractContextManager[Connection[Any]]:
         """A pooled connection: one transaction, committed at the end (rolled back on error)."""
@@ -49,7 +45,7 @@ class PostgresRecords:
             db.execute(
                 "INSERT INTO jobs (id, status, record, owner, finished_at) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                (record["id"], record["status"], _dumps(record), owner, record.get("finished_at")),
+                (record["id"], record["status"], dumps(record), owner, record.get("finished_at")),
             )
             return self._append(db, record["id"], event, data)
 
@@ -65,7 +61,7 @@ class PostgresRecords:
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET status = %s, record = %s, finished_at = %s WHERE id = %s",
-                (record["status"], _dumps(record), record.get("finished_at"), record["id"]),
+                (record["status"], dumps(record), record.get("finished_at"), record["id"]),
             )
             seq = self._append(db, record["id"], event, data or {}) if event else 0
             if done is not None:
@@ -83,7 +79,7 @@ class PostgresRecords:
                 "WHERE id = %s AND status = %s",
                 (
                     record["status"],
-                    _dumps(record),
+                    dumps(record),
                     record.get("finished_at"),
                     record["id"],
                     expected,
@@ -108,7 +104,7 @@ class PostgresRecords:
             if gone:
                 for table in ("job_events", "job_loss_points", "job_cancels", "job_models"):
                     db.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
-        self._warned.discard(job_id)
+        self._parser.forget(job_id)
         return gone > 0
 
     def get(self, job_id: str) -> Record | None:
@@ -118,7 +114,7 @@ class PostgresRecords:
             row = db.execute("SELECT record FROM jobs WHERE id = %s", (job_id,)).fetchone()
         if row is None:
             return None
-        record = self._parse(job_id, row[0])
+        record = self._parser.parse(job_id, row[0])
         if record is None:
             raise DamagedRecord(job_id)
         return record
@@ -153,7 +149,7 @@ class PostgresRecords:
                 f"SELECT id, record FROM jobs WHERE {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
                 [*args, limit, offset],
             ).fetchall()
-        return self._readable(rows), int(total[0]) if total else 0
+        return self._parser.readable(rows), int(total[0]) if total else 0
 
     def with_status(self, status: str) -> list[Record]:
         """Readable records with ``status``, oldest first."""
@@ -161,7 +157,7 @@ class PostgresRecords:
             rows = db.execute(
                 "SELECT id, record FROM jobs WHERE status = %s ORDER BY seq", (status,)
             ).fetchall()
-        return self._readable(rows)
+        return self._parser.readable(rows)
 
     def count(self, status: str, owner: str | None = None) -> int:
         with self._transaction() as db:
@@ -193,30 +189,6 @@ class PostgresRecords:
                 found.extend(str(row[0]) for row in rows if str(row[0]) not in found)
         return found[:limit]
 
-    def _readable(self, rows: Iterable[tuple[Any, ...]]) -> list[Record]:
-        records = (self._parse(str(job_id), text) for job_id, text in rows)
-        return [record for record in records if record is not None]
-
-    def _parse(self, job_id: str, text: Any) -> Record | None:
-        try:
-            value = orjson.loads(text)
-            if not isinstance(value, dict):
-                raise TypeError(f"a JSON {type(value).__name__}, not an object")
-        except (orjson.JSONDecodeError, TypeError) as exc:
-            if job_id not in self._warned:
-                self._warned.add(job_id)
-                log.error(
-                    "job %s: its stored record in %s is damaged (%s); it is left out of "
-                    "listings until it is deleted (DELETE /v1/jobs/%s)",
-                    job_id,
-                    self.where,
-                    exc,
-                    job_id,
-                )
-            return None
-        record: Record = value
-        return record
-
     # Loss series
 
     def add_point(self, job_id: str, n: int, point: Record) -> None:
@@ -225,7 +197,7 @@ class PostgresRecords:
             db.execute(
                 "INSERT INTO job_loss_points (job_id, n, point) VALUES (%s, %s, %s) "
                 "ON CONFLICT (job_id, n) DO UPDATE SET point = EXCLUDED.point",
-                (job_id, n, _dumps(point)),
+                (job_id, n, dumps(point)),
             )
 
     def thin_points(self, job_id: str, stride: int) -> int:
@@ -251,18 +223,7 @@ class PostgresRecords:
                 "ORDER BY job_id, n",
                 ([record["id"] for record in records],),
             ).fetchall()
-        points: dict[str, list[str]] = {}
-        for job_id, text in rows:
-            points.setdefault(str(job_id), []).append(str(text))
-        result = []
-        for record in records:
-            texts = points.get(record["id"])
-            if texts:
-                series = {**record["train_loss_series"]}
-                series["points"] = orjson.loads("[" + ",".join(texts) + "]")
-                record = {**record, "train_loss_series": series}
-            result.append(record)
-        return result
+        return with_point_rows(records, rows)
 
     # Events
 
@@ -273,7 +234,7 @@ class PostgresRecords:
             "INSERT INTO job_events (job_id, seq, event, data) "
             "SELECT %s, coalesce(max(seq), 0) + 1, %s, %s FROM job_events WHERE job_id = %s "
             "RETURNING seq",
-            (job_id, event, _dumps(data), job_id),
+            (job_id, event, dumps(data), job_id),
         ).fetchone()
         assert row is not None
         seq = int(row[0])
@@ -296,7 +257,3 @@ class PostgresRecords:
                 (job_id, after),
             ).fetchall()
         return [(int(seq), str(event), str(data)) for seq, event, data in rows]
-
-
-def _dumps(value: Record) -> str:
-    return orjson.dumps(value).decode()

@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import shutil
 import threading
-from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
-
-import orjson
+from typing import IO
 
 from service.jobs.stores.base import (
     TERMINAL_STATUSES,
@@ -35,10 +31,9 @@ from service.jobs.stores.base import (
     DamagedRecord,
     Record,
 )
+from service.jobs.stores.rows import RecordParser, dumps
 from service.jobs.stores.sqlite_schema import open_database
-from service.jobs.stores.sqlite_series import SeriesAndEvents, dumps
-
-log = logging.getLogger(__name__)
+from service.jobs.stores.sqlite_series import SeriesAndEvents
 
 
 class SqliteJobStore(SeriesAndEvents):
@@ -48,7 +43,7 @@ class SqliteJobStore(SeriesAndEvents):
         self.models_dir = models_dir if models_dir is not None else path.parent / "models"
         self._lock_file: IO[str] | None = None
         self._leading = False
-        self._warned: set[str] = set()
+        self._parser = RecordParser(str(path))
         self._lock = threading.Lock()
         self._db = open_database(path)
 
@@ -175,7 +170,7 @@ class SqliteJobStore(SeriesAndEvents):
             if gone:
                 for table in ("job_events", "job_loss_points", "job_cancels"):
                     self._db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
-        self._warned.discard(job_id)
+        self._parser.forget(job_id)
         if gone:
             with contextlib.suppress(FileNotFoundError):
                 self._model_file(job_id).unlink()
@@ -200,7 +195,7 @@ class SqliteJobStore(SeriesAndEvents):
             row = self._db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             return None
-        record = self._parse(job_id, row[0])
+        record = self._parser.parse(job_id, row[0])
         if record is None:
             raise DamagedRecord(job_id)
         return record
@@ -237,7 +232,7 @@ class SqliteJobStore(SeriesAndEvents):
                 f"SELECT id, record FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
-        return self._readable(rows), int(total)
+        return self._parser.readable(rows), int(total)
 
     def with_status(self, status: str) -> list[Record]:
         """Readable records with ``status``, oldest first."""
@@ -245,7 +240,7 @@ class SqliteJobStore(SeriesAndEvents):
             rows = self._db.execute(
                 "SELECT id, record FROM jobs WHERE status = ? ORDER BY seq", (status,)
             ).fetchall()
-        return self._readable(rows)
+        return self._parser.readable(rows)
 
     def count(self, status: str, owner: str | None = None) -> int:
         with self._lock:
@@ -277,27 +272,3 @@ class SqliteJobStore(SeriesAndEvents):
                 ).fetchall()
                 found.extend(str(row[0]) for row in rows if str(row[0]) not in found)
         return found[:limit]
-
-    def _readable(self, rows: Iterable[tuple[Any, Any]]) -> list[Record]:
-        records = (self._parse(str(job_id), text) for job_id, text in rows)
-        return [record for record in records if record is not None]
-
-    def _parse(self, job_id: str, text: Any) -> Record | None:
-        try:
-            value = orjson.loads(text)
-            if not isinstance(value, dict):
-                raise TypeError(f"a JSON {type(value).__name__}, not an object")
-        except (orjson.JSONDecodeError, TypeError) as exc:
-            if job_id not in self._warned:
-                self._warned.add(job_id)
-                log.error(
-                    "job %s: its stored record in %s is damaged (%s); it is left out of "
-                    "listings until it is deleted (DELETE /v1/jobs/%s)",
-                    job_id,
-                    self.path,
-                    exc,
-                    job_id,
-                )
-            return None
-        record: Record = value
-        return record

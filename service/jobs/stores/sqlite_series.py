@@ -9,13 +9,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-import orjson
-
 from service.jobs.stores.base import PROGRESS_EVENTS_KEPT, Record
-
-
-def dumps(value: Record) -> str:
-    return orjson.dumps(value).decode()
+from service.jobs.stores.rows import dumps, with_point_rows
 
 
 class SeriesAndEvents:
@@ -57,18 +52,7 @@ class SeriesAndEvents:
                 "ORDER BY job_id, n",
                 ids,
             ).fetchall()
-        points: dict[str, list[str]] = {}
-        for job_id, text in rows:
-            points.setdefault(str(job_id), []).append(str(text))
-        result = []
-        for record in records:
-            texts = points.get(record["id"])
-            if texts:
-                series = {**record["train_loss_series"]}
-                series["points"] = orjson.loads("[" + ",".join(texts) + "]")
-                record = {**record, "train_loss_series": series}
-            result.append(record)
-        return result
+        return with_point_rows(records, rows)
 
     # Events
 
